@@ -1,0 +1,15 @@
+"""Private DuckDB helpers: one place that opens connections and wraps errors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def connect(threads: int | None = None) -> Any:
+    """An in-memory DuckDB connection (never a catalog file: readers take no lock)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
+    return con

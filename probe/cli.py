@@ -1,0 +1,301 @@
+"""The command line: the only module that imports click.
+
+Each command parses options, builds a config, calls one library function, renders
+the result, and exits with the code :func:`probe.errors.exit_code_for` gives.
+stdout carries data (tables, JSON); progress, warnings and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from probe.errors import ConfigError, ExitCode, ProbeError, exit_code_for
+
+
+def _fail(exc: BaseException) -> None:
+    code = exit_code_for(exc)
+    if code == ExitCode.INTERRUPTED:
+        click.echo("interrupted; re-run the same command to resume", err=True)
+    elif code == ExitCode.INTERNAL:
+        traceback.print_exception(exc, file=sys.stderr)
+        click.echo("probe: internal error (a bug): please report it with the traceback above", err=True)
+    else:
+        click.echo(f"probe: error: {exc}", err=True)
+    sys.exit(int(code))
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Map exceptions to the documented exit codes (one place for every command)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except (ProbeError, KeyboardInterrupt) as exc:
+            _fail(exc)
+        except Exception as exc:  # noqa: BLE001 - unexpected: a bug, exit 70 with the traceback
+            _fail(exc)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- shared options
+def index_option(required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+                        required=required, help="Index directory (e.g. indexes/NAME).")
+
+
+def index_argument(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("index_dir", type=click.Path(file_okay=False, path_type=Path))(func)
+
+
+silent_option = click.option("--silent", is_flag=True, help="No progress output on stderr.")
+format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True, help="Output format on stdout.")
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=str))
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=name) from None
+    if not values:
+        raise click.BadParameter("at least one value", param_hint=name)
+    return values
+
+
+# --------------------------------------------------------------------------- root
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="probe")
+def main() -> None:
+    """probe: what did our model already see in pretraining?
+
+    Build hashed n-gram indexes of corpus shards (`probe index build`), then scan
+    fine-tuning or benchmark datasets against them (`probe scan`, `probe check`).
+    """
+
+
+@main.group()
+def index() -> None:
+    """Build, inspect, verify and maintain n-gram indexes."""
+
+
+@index.command("build")
+@click.argument("shards", nargs=-1, required=True)
+@index_option()
+@click.option("--tokenizer", default="words", show_default=True,
+              help="words | chars | hf:PATH/tokenizer.json (a local file; never downloaded).")
+@click.option("--normalizer", type=click.Choice(["nfkc_casefold", "nfkc", "none"]), default="nfkc_casefold",
+              show_default=True, help="Text normalization before tokenizing.")
+@click.option("--n", "ns", default="8,13", show_default=True, help="Comma-separated n-gram sizes.")
+@click.option("--views", default="surface", show_default=True,
+              help="surface, or surface,pattern to also index the slot-masked pattern view.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Hash seed (part of the spec).")
+@click.option("--sample-mod", type=int, default=1, show_default=True,
+              help="Keep n-grams with hash %% K == 0 (1 = exact; K > 1 = estimates, smaller index).")
+@click.option("--doc-sample-k", type=int, default=4, show_default=True,
+              help="Document ids kept per n-gram for same-document (joint) checks.")
+@click.option("--bucket-bits", type=int, default=8, show_default=True, help="log2 of the number of hash buckets.")
+@click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--memory", default="4G", show_default=True,
+              help="Memory budget for all workers; buffers spill sorted runs to disk beyond it.")
+@click.option("--text-column", "--text-field", "text_field", default="text", show_default=True,
+              help="Parquet column / JSONL key (dotted path allowed) holding the text.")
+@click.option("--id-column", "--id-field", "id_field", default=None, help="Optional document id column/key.")
+@click.option("--source-column", "--source-field", "source_field", default=None,
+              help="Optional source label column/key.")
+@click.option("--row-groups-per-part", type=int, default=2, show_default=True,
+              help="Parquet row groups per task (the unit of parallelism and of resume).")
+@click.option("--skip-bad-records", is_flag=True,
+              help="Skip (and count) bad records instead of failing the shard.")
+@silent_option
+@format_option
+@handle_errors
+def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normalizer: str, ns: str, views: str,
+                seed: int, sample_mod: int, doc_sample_k: int, bucket_bits: int, workers: int | None, memory: str,
+                text_field: str, id_field: str | None, source_field: str | None, row_groups_per_part: int,
+                skip_bad_records: bool, silent: bool, output_format: str) -> None:
+    """Index corpus SHARDS (files, globs, directories) into --index; resumable.
+
+    Only shard parts not yet in the index are processed, so re-running after a
+    crash or with new shards adds just what is missing.
+    """
+    from probe.config import BuildConfig, TextSpec, parse_size
+    from probe.index.build import build_index
+    from probe.progress import BuildProgress
+
+    spec = TextSpec(normalizer=normalizer, tokenizer=tokenizer, views=tuple(v.strip() for v in views.split(",")),
+                    ns=_ints(ns, "--n"), seed=seed, sample_mod=sample_mod, doc_sample_k=doc_sample_k,
+                    bucket_bits=bucket_bits)
+    if workers is not None and workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    if row_groups_per_part < 1:
+        raise ConfigError("--row-groups-per-part must be >= 1")
+    config = BuildConfig(workers=workers or os.cpu_count() or 1, memory_bytes=parse_size(memory),
+                         skip_bad_records=skip_bad_records, text_field=text_field, id_field=id_field,
+                         source_field=source_field, row_groups_per_part=row_groups_per_part)
+    progress = BuildProgress(enabled=False if silent else None)
+    result = build_index(shards, index_dir, spec, config, progress)
+    summary = {
+        "index": str(index_dir), "snapshot": result.snapshot, "shards": result.shards_total,
+        "parts_committed": result.parts_committed, "parts_already_indexed": result.parts_skipped,
+        "duplicate_shards": [{"uri": u, "same_content_as": o} for u, o in result.duplicates],
+        "docs": result.docs, "tokens": result.tokens, "bytes": result.bytes_read,
+        "skipped_records": result.skipped_records, "seconds": round(result.seconds, 3),
+        "tokens_per_second": round(result.tokens / result.seconds) if result.seconds else None,
+        "phases": {k: round(v, 3) for k, v in result.phases.items()},
+    }
+    if output_format == "json":
+        _emit_json(summary)
+        return
+    click.echo(f"index {index_dir}: snapshot {result.snapshot}; committed {result.parts_committed} part(s), "
+               f"{result.parts_skipped} already indexed; {result.docs:,} docs, {result.tokens:,} tokens "
+               f"in {result.seconds:.1f}s")
+    for uri, other in result.duplicates:
+        click.echo(f"  duplicate shard skipped: {uri} has the same content as {other}", err=True)
+    if result.skipped_records:
+        click.echo(f"  skipped {result.skipped_records:,} bad record(s): see `probe index info {index_dir}`", err=True)
+
+
+@index.command("info")
+@index_argument
+@click.option("--snapshot", type=int, default=None, help="Inspect this snapshot instead of the latest.")
+@click.option("--top", "top_k", type=int, default=10, show_default=True,
+              help="Show the K most frequent n-grams (0 = skip).")
+@format_option
+@handle_errors
+def index_info(index_dir: Path, snapshot: int | None, top_k: int, output_format: str) -> None:
+    """Spec, snapshot, shards, docs, tokens, n-gram counts, size and timings of an index."""
+    from probe.index.stats import index_info as compute_info
+    from probe.report.terminal import render_index_info
+
+    info = compute_info(index_dir, snapshot=snapshot, top_k=top_k)
+    if output_format == "json":
+        _emit_json(info)
+    else:
+        render_index_info(info)
+
+
+@index.command("verify")
+@index_argument
+@click.option("--deep", is_flag=True, help="Also re-hash every file and read every page (checksums).")
+@format_option
+@handle_errors
+def index_verify(index_dir: Path, deep: bool, output_format: str) -> None:
+    """Check that every referenced file exists with the right size (and content, with --deep)."""
+    from probe.index.maintenance import verify_index
+
+    report = verify_index(index_dir, deep=deep)
+    if output_format == "json":
+        _emit_json(report)
+    else:
+        status = "OK" if report["ok"] else "FAILED"
+        click.echo(f"{index_dir}: snapshot {report['snapshot']}: {status} "
+                   f"({report['files_checked']} files checked{', deep' if deep else ''})")
+        for problem in report["problems"]:
+            click.echo(f"  problem: {problem}")
+        for orphan in report["orphans"]:
+            click.echo(f"  unreferenced (remove with `probe index gc`): {orphan}")
+    if not report["ok"]:
+        sys.exit(int(ExitCode.INDEX))
+
+
+@index.command("compact")
+@index_argument
+@silent_option
+@format_option
+@handle_errors
+def index_compact(index_dir: Path, silent: bool, output_format: str) -> None:
+    """Merge all segments into one (bucket by bucket) and commit it as a new snapshot."""
+    from probe.index.maintenance import compact_index
+
+    report = compact_index(index_dir)
+    if output_format == "json":
+        _emit_json(report)
+    else:
+        click.echo(f"{index_dir}: compacted {report['segments_before']} segment(s) into "
+                   f"{report['segments_after']}; snapshot {report['snapshot']}")
+
+
+@index.command("gc")
+@index_argument
+@click.option("--older-than", default="1h", show_default=True,
+              help="Only remove unreferenced files older than this (e.g. 0, 30m, 1h, 2d): protects live writers.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@format_option
+@handle_errors
+def index_gc(index_dir: Path, older_than: str, dry_run: bool, output_format: str) -> None:
+    """Remove segment files no snapshot references (left by crashes or compaction)."""
+    from probe.index.maintenance import gc_index, parse_duration
+
+    report = gc_index(index_dir, older_than_seconds=parse_duration(older_than), dry_run=dry_run)
+    if output_format == "json":
+        _emit_json(report)
+    else:
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"{index_dir}: {verb} {len(report['removed'])} unreferenced item(s), "
+                   f"{report['bytes']:,} bytes")
+        for item in report["removed"]:
+            click.echo(f"  {item}")
+
+
+@index.command("lookup")
+@index_argument
+@click.argument("text")
+@click.option("--n", "n", type=int, default=None, help="n-gram size [default: the index's smallest].")
+@click.option("--view", default="surface", show_default=True, help="surface or pattern.")
+@format_option
+@handle_errors
+def index_lookup(index_dir: Path, text: str, n: int | None, view: str, output_format: str) -> None:
+    """Show each n-gram of TEXT with its count and document frequency (for debugging)."""
+    from probe.index.stats import lookup_text
+    from probe.report.terminal import render_lookup
+
+    rows = lookup_text(index_dir, text, n=n, view=view)
+    if output_format == "json":
+        _emit_json(rows)
+    else:
+        render_lookup(rows)
+
+
+@main.command("demo")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Where indexes/ and reports/ are created.")
+@click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
+@silent_option
+@handle_errors
+def demo(root: Path, workers: int | None, silent: bool) -> None:
+    """Run the whole pipeline on the embedded default (no download, no ../shared).
+
+    The corpus is the installed Python standard library's docstrings; the dataset
+    is a shipped fine-tuning set that quotes some of it.
+    """
+    from probe.demo.pipeline import run_demo
+    from probe.index.stats import index_info
+    from probe.progress import BuildProgress
+    from probe.report.terminal import render_index_info
+
+    result = run_demo(root, workers=workers, progress=BuildProgress(enabled=False if silent else None))
+    render_index_info(index_info(result["index"], top_k=3))
+    click.echo(f"corpus shards: {result['corpus']}\nindex: {result['index']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

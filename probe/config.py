@@ -1,0 +1,140 @@
+"""Frozen configuration: the text spec that makes every count meaningful.
+
+The :class:`TextSpec` is written into an index at creation and re-used verbatim at
+query time. Anything that changes which hashes a text produces belongs here, and
+its fingerprint is what compatibility checks compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from probe.errors import ConfigError
+from probe.text.normalize import NORMALIZERS, UNICODE_VERSION
+
+VIEWS = ("surface", "pattern")
+HASH_ALGORITHM = "probe-ngram-v1"  # fnv1a-64 over code points/ids + fmix64; polynomial n-gram combine
+DEFAULT_NS = (8, 13)
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """Everything that decides which n-gram hashes a text produces.
+
+    ``sample_mod`` K keeps an n-gram iff ``hash % K == 0`` (1 = exact); the same
+    rule applies at query time, so long shared spans are still found.
+    ``doc_sample_k`` bounds the per-n-gram document-id sample used for joint
+    (same-document) coverage: exact for n-grams in at most k documents of a segment.
+    """
+
+    normalizer: str = "nfkc_casefold"
+    tokenizer: str = "words"  # "words" | "chars" | "hf:/path/to/tokenizer.json"
+    tokenizer_sha256: str | None = None  # filled for hf: tokenizers (content of tokenizer.json)
+    views: tuple[str, ...] = ("surface",)
+    ns: tuple[int, ...] = DEFAULT_NS
+    seed: int = 0
+    sample_mod: int = 1
+    bucket_bits: int = 8
+    doc_sample_k: int = 4
+    hash_algorithm: str = HASH_ALGORITHM
+    unicode_version: str = UNICODE_VERSION
+
+    def __post_init__(self) -> None:
+        if self.normalizer not in NORMALIZERS:
+            raise ConfigError(f"unknown normalizer {self.normalizer!r}; choose one of {', '.join(NORMALIZERS)}")
+        if not (self.tokenizer in ("words", "chars") or self.tokenizer.startswith("hf:")):
+            raise ConfigError(f"unknown tokenizer {self.tokenizer!r}; use words, chars or hf:PATH/tokenizer.json")
+        bad_views = [v for v in self.views if v not in VIEWS]
+        if not self.views or bad_views:
+            raise ConfigError(f"unknown view(s) {bad_views or '(none)'}; choose from {', '.join(VIEWS)}")
+        if "pattern" in self.views and self.tokenizer != "words":
+            raise ConfigError("the pattern view needs the words tokenizer")
+        if not self.ns or any((not isinstance(n, int)) or n < 1 or n > 256 for n in self.ns):
+            raise ConfigError(f"n values must be integers in 1..256, got {list(self.ns)}")
+        if self.sample_mod < 1:
+            raise ConfigError(f"--sample-mod must be >= 1, got {self.sample_mod}")
+        if not 0 <= self.bucket_bits <= 16:
+            raise ConfigError(f"bucket_bits must be in 0..16, got {self.bucket_bits}")
+        if not 0 <= self.doc_sample_k <= 64:
+            raise ConfigError(f"doc_sample_k must be in 0..64, got {self.doc_sample_k}")
+        if not 0 <= self.seed < 2**64:
+            raise ConfigError(f"seed must be in 0..2^64-1, got {self.seed}")
+        # Canonical order so that "--n 13,8" and "--n 8,13" are the same spec.
+        object.__setattr__(self, "ns", tuple(sorted(set(self.ns))))
+        object.__setattr__(self, "views", tuple(v for v in VIEWS if v in self.views))
+
+    @property
+    def buckets(self) -> int:
+        return 1 << self.bucket_bits
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["views"] = list(self.views)
+        d["ns"] = list(self.ns)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"text spec has unknown fields {sorted(unknown)} (written by a newer probe?)")
+        kwargs = dict(data)
+        if "views" in kwargs:
+            kwargs["views"] = tuple(kwargs["views"])
+        if "ns" in kwargs:
+            kwargs["ns"] = tuple(kwargs["ns"])
+        return cls(**kwargs)
+
+    def fingerprint(self) -> str:
+        """Stable identity of the spec: sha256 of its canonical JSON (first 16 hex digits)."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    def diff(self, other: TextSpec) -> list[str]:
+        """Human lines ``field: mine != theirs`` for every differing field."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+    def with_tokenizer_hash(self) -> TextSpec:
+        """Fill ``tokenizer_sha256`` from the tokenizer file, so a changed file is a changed spec."""
+        if not self.tokenizer.startswith("hf:"):
+            return self
+        path = Path(self.tokenizer[3:])
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as e:
+            raise ConfigError(f"cannot read tokenizer file {path}: {e.strerror or e}") from e
+        return TextSpec(**{**self.to_dict(), "tokenizer_sha256": digest})
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How to build (not what): changing these never changes the index contents."""
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    memory_bytes: int = 4 << 30  # budget for all workers together; buffers spill to disk past it
+    skip_bad_records: bool = False
+    text_field: str = "text"
+    id_field: str | None = None
+    source_field: str | None = None
+    row_groups_per_part: int = 2
+    batch_docs: int = 8192
+    batch_bytes: int = 16 << 20
+
+
+def parse_size(text: str) -> int:
+    """Parse ``"4G"``, ``"512M"``, ``"1.5GiB"`` or a plain byte count."""
+    s = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if s and s[-1] in mult:
+            return int(float(s[:-1]) * mult[s[-1]])
+        return int(s)
+    except ValueError:
+        raise ConfigError(f"cannot parse size {text!r}; use e.g. 512M, 4G") from None

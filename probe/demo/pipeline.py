@@ -1,0 +1,28 @@
+"""The README's main job on the embedded default: corpus → index → scan → report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from probe.config import BuildConfig, TextSpec
+from probe.demo.corpus import build_demo_corpus
+
+DEMO_SPEC = TextSpec(views=("surface", "pattern"), ns=(8, 13))
+
+
+def run_demo(root: str | Path = ".", workers: int | None = None, progress: Any = None) -> dict[str, Any]:
+    """Build the stdlib corpus and its index under ``root``; return where things are.
+
+    Re-running is cheap: the corpus is reused when unchanged and the build adds
+    only shard parts the index does not hold.
+    """
+    from probe.index.build import build_index
+
+    root = Path(root)
+    corpus_dir = root / "indexes" / "demo-corpus"
+    index_dir = root / "indexes" / "demo"
+    shards = build_demo_corpus(corpus_dir)
+    config = BuildConfig(workers=workers) if workers else BuildConfig()
+    build = build_index([str(p) for p in shards], index_dir, DEMO_SPEC, config, progress)
+    return {"corpus": str(corpus_dir), "index": str(index_dir), "build": build}

@@ -1,0 +1,485 @@
+"""Build an index: shard parts → (parallel) segment files → one snapshot per part.
+
+The coordinator (this process) discovers shards, fingerprints them, plans one task
+per shard part that the latest snapshot does not already hold, and runs the tasks in
+a process pool. Each task writes a complete, fsynced segment directory and returns
+its manifest; the coordinator then commits a snapshot adding it. So:
+
+- a crash at any point loses at most the in-flight parts (orphan segments, removed
+  by ``probe index gc``), and re-running converges to the same tables;
+- a part counts as done only after its reader reached a verified end of stream
+  (the task returns only then);
+- committing a part twice is a no-op (checked against the latest snapshot).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from probe import kernels
+from probe._alloc import tune_allocator
+from probe.config import BuildConfig, TextSpec
+from probe.errors import InputError, ProbeError
+from probe.index import format as fmt
+from probe.index.segment import (
+    Aggregated,
+    aggregate_doc_rows,
+    bucket_bounds,
+    merge_aggregated,
+    write_manifest,
+    write_ngram_file,
+    write_table_file,
+)
+from probe.sources.corpus import (
+    DocBatch,
+    ReaderOptions,
+    ShardPart,
+    ShardReadStats,
+    ShardRef,
+    discover_shards,
+    fingerprint_shard,
+    read_shard,
+    shard_parts,
+)
+from probe.text.tokenizers import Tokenizer
+
+PHASES = ("read", "tokenize", "hash", "aggregate", "write")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work and of commit: a part of a shard."""
+
+    index_root: str
+    spec: dict[str, Any]
+    shard: ShardRef
+    fingerprint: str
+    part: ShardPart
+    reader: ReaderOptions
+    memory_bytes: int  # this task's buffer budget; past it, sorted runs spill to disk
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.fingerprint, self.part.index)
+
+
+@dataclass
+class BuildResult:
+    """What a build did (returned to the CLI, and summarized in snapshot stats)."""
+
+    snapshot: int | None
+    shards_total: int
+    parts_planned: int
+    parts_committed: int
+    parts_skipped: int  # already in the index
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (uri, same-content uri already seen)
+    failures: list[str] = field(default_factory=list)
+    docs: int = 0
+    tokens: int = 0
+    bytes_read: int = 0
+    skipped_records: int = 0
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- worker side
+class _Buffers:
+    """Per-(view, n) row buffers with spilling of aggregated, sorted runs."""
+
+    def __init__(self, keys: list[tuple[str, int]], k: int, bucket_bits: int, spill_dir: Path, budget: int):
+        self.keys = keys
+        self.k = k
+        self.bucket_bits = bucket_bits
+        self.spill_dir = spill_dir
+        self.budget = budget
+        self.rows: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {key: [] for key in keys}
+        self.runs: dict[tuple[str, int], list[Path]] = {key: [] for key in keys}
+        self.nbytes = 0
+
+    def add(self, key: tuple[str, int], h: np.ndarray, c: np.ndarray, d: np.ndarray) -> None:
+        self.rows[key].append((h, c, d))
+        self.nbytes += h.nbytes + c.nbytes + d.nbytes
+
+    def over_budget(self) -> bool:
+        # aggregation needs ~3x the raw rows (permutation, gathered copies, output)
+        return self.nbytes * 4 > self.budget
+
+    def aggregate(self, key: tuple[str, int]) -> Aggregated:
+        parts = self.rows[key]
+        self.rows[key] = []
+        if not parts:
+            return merge_aggregated([], self.k, self.bucket_bits)
+        h = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        c = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        d = np.concatenate([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
+        return aggregate_doc_rows(h, c, d, self.k, self.bucket_bits)
+
+    def spill(self) -> None:
+        """Aggregate every buffer into a sorted run on disk and free the memory."""
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        for key in self.keys:
+            agg = self.aggregate(key)
+            if not len(agg):
+                continue
+            run = self.spill_dir / f"run-{key[0]}-{key[1]}-{len(self.runs[key]):05d}"
+            run.mkdir()
+            for name in ("hashes", "counts", "docs", "samples"):
+                np.save(run / f"{name}.npy", getattr(agg, name))
+            self.runs[key].append(run)
+        self.nbytes = 0
+
+    def sorted_chunks(self, key: tuple[str, int], buckets_per_chunk: int = 16):
+        """Yield the final aggregated table for ``key`` in ascending bucket-range chunks."""
+        last = self.aggregate(key)
+        if not self.runs[key]:
+            yield last
+            return
+        runs = [last] + [
+            Aggregated(*(np.load(r / f"{n}.npy", mmap_mode="r") for n in ("hashes", "counts", "docs", "samples")))
+            for r in self.runs[key]
+        ]
+        bounds = [bucket_bounds(np.asarray(r.hashes), self.bucket_bits) for r in runs]
+        nb = 1 << self.bucket_bits
+        for b0 in range(0, nb, buckets_per_chunk):
+            b1 = min(nb, b0 + buckets_per_chunk)
+            pieces = []
+            for r, bd in zip(runs, bounds, strict=False):
+                lo, hi = int(bd[b0]), int(bd[b1])
+                if hi > lo:
+                    s = r.slice(lo, hi)
+                    pieces.append(Aggregated(np.array(s.hashes), np.array(s.counts), np.array(s.docs),
+                                             np.array(s.samples)))
+            yield merge_aggregated(pieces, self.k, self.bucket_bits)
+
+
+def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
+    """Index one shard part into a new segment directory; return its commit record.
+
+    Runs in a worker process. Raises InputError for bad input (the part is then not
+    committed). Nothing it writes is visible until the coordinator commits.
+    """
+    spec = TextSpec.from_dict(task.spec)
+    root = Path(task.index_root)
+    tokenizer = Tokenizer(spec)
+    keys = [(v, n) for v in spec.views for n in spec.ns]
+    seg_id, seg_dir = fmt.new_segment_dir(root)
+    seg_rel = f"{fmt.SEGMENT_DIR}/{seg_id}"
+    spill_dir = root / "tmp" / seg_id
+    buffers = _Buffers(keys, spec.doc_sample_k, spec.bucket_bits, spill_dir, task.memory_bytes)
+    stats = ShardReadStats()
+    timings = dict.fromkeys(PHASES, 0.0)
+    doc_rows: list[np.ndarray] = []
+    doc_ids: list[Any] = []
+    doc_sources: list[Any] = []
+    doc_tokens: list[np.ndarray] = []
+    n_docs = 0
+    n_tokens = 0
+    try:
+        batches = read_shard(task.shard, task.reader, stats, task.part)
+        while True:
+            t0 = time.perf_counter()
+            batch: DocBatch | None = next(batches, None)
+            timings["read"] += time.perf_counter() - t0
+            if batch is None:
+                break
+            for view in spec.views:
+                t0 = time.perf_counter()
+                tb = tokenizer.tokenize(batch.texts, view)
+                t1 = time.perf_counter()
+                timings["tokenize"] += t1 - t0
+                if view == spec.views[0]:
+                    counts = tb.doc_token_counts()
+                    doc_tokens.append(counts.astype(np.uint32))
+                    n_tokens += int(counts.sum())
+                for n in spec.ns:
+                    h, de, _pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, spec.sample_mod)
+                    uh, uc, ud = kernels.dedupe_per_doc(h, de, n_docs)
+                    buffers.add((view, n), uh, uc, ud)
+                timings["hash"] += time.perf_counter() - t1
+            doc_rows.append(batch.rows)
+            doc_ids.extend(batch.ids if batch.ids is not None else [None] * len(batch.texts))
+            doc_sources.extend(batch.sources if batch.sources is not None else [None] * len(batch.texts))
+            n_docs += len(batch.texts)
+            if progress_queue is not None:
+                progress_queue.put((len(batch.texts), int(doc_tokens[-1].sum()), sum(len(t) for t in batch.texts)))
+            if buffers.over_budget():
+                t0 = time.perf_counter()
+                buffers.spill()
+                timings["aggregate"] += time.perf_counter() - t0
+        files = []
+        ngram_stats: dict[str, dict[str, Any]] = {}
+        for view, n in keys:
+            t0 = time.perf_counter()
+            chunks = list(buffers.sorted_chunks((view, n)))
+            t1 = time.perf_counter()
+            timings["aggregate"] += t1 - t0
+            wf = write_ngram_file(root, f"{seg_rel}/{fmt.ngram_file(view, n)}", iter(chunks), spec.doc_sample_k,
+                                  spec.bucket_bits)
+            timings["write"] += time.perf_counter() - t1
+            files.append({**wf.to_dict(), "view": view, "n": n})
+            ngram_stats.setdefault(view, {})[str(n)] = {"rows": wf.rows, "count": wf.extra["count_sum"]}
+        t0 = time.perf_counter()
+        rows = np.concatenate(doc_rows) if doc_rows else np.empty(0, np.int64)
+        docs_table = pa.table({
+            "doc": pa.array(np.arange(n_docs, dtype=np.uint32)),
+            "shard": pa.array([task.fingerprint] * n_docs, pa.string()).dictionary_encode(),
+            "row": pa.array(rows.astype(np.uint64)),
+            "id": pa.array(doc_ids, pa.string()),
+            "source": pa.array(doc_sources, pa.string()).dictionary_encode(),
+            "tokens": pa.array(np.concatenate(doc_tokens) if doc_tokens else np.empty(0, np.uint32)),
+        })
+        docs_file = write_table_file(root, f"{seg_rel}/docs.parquet", docs_table)
+        manifest = {
+            "segment": seg_id,
+            "spec_fingerprint": spec.fingerprint(),
+            "files": files,
+            "docs_file": docs_file.to_dict(),
+            "parts": [{"shard": task.fingerprint, "part": task.part.index}],
+            "docs": n_docs,
+            "tokens": n_tokens,
+        }
+        manifest_rel, manifest_digest = write_manifest(root, seg_rel, manifest)
+        timings["write"] += time.perf_counter() - t0
+    except BaseException:
+        shutil.rmtree(seg_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+    return {
+        "segment": {"id": seg_id, "manifest": manifest_rel, "manifest_xxh3": manifest_digest, "docs": n_docs,
+                    "tokens": n_tokens, "ngrams": ngram_stats},
+        "part": {"segment": seg_id, "docs": n_docs, "tokens": n_tokens, "records": stats.records,
+                 "bytes": stats.bytes_read, "skipped": stats.skipped, "skipped_reasons": dict(stats.skipped_reasons),
+                 "skipped_examples": list(stats.skipped_examples), "blank_lines": stats.blank_lines},
+        "timings": timings,
+    }
+
+
+_PROGRESS_QUEUE: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = queue
+    tune_allocator()
+    # One thread per worker process: the pool already uses every core, and extra
+    # pyarrow/rayon threads only add contention (measured slower, bench/RESULTS.md).
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
+def _run_task_in_worker(task: Task) -> dict[str, Any]:
+    return run_task(task, _PROGRESS_QUEUE)
+
+
+# --------------------------------------------------------------------------- coordinator
+def _commit_part(root: Path, spec: TextSpec, task: Task, result: dict[str, Any]) -> int | None:
+    """Commit one finished part; a no-op (None) if the part is already committed."""
+    while True:
+        latest = fmt.latest_snapshot(root) or fmt.Snapshot(number=0, spec_fingerprint=spec.fingerprint())
+        if task.key in latest.committed_parts():
+            return None  # retried or duplicated task: the first commit wins
+        snap = latest.next("build")
+        snap.segments.append(result["segment"])
+        rec = snap.shards.get(task.fingerprint) or {
+            "uri": task.shard.uri, "format": task.shard.format, "size": task.shard.size,
+            "mtime_ns": task.shard.mtime_ns, "parts_total": task.part.total, "parts": {},
+        }
+        rec = {**rec, "parts": {**rec.get("parts", {}), str(task.part.index): result["part"]}}
+        snap.shards[task.fingerprint] = rec
+        phases = dict(snap.stats.get("phases", {}))
+        for name, secs in result["timings"].items():
+            phases[name] = round(phases.get(name, 0.0) + secs, 6)
+        snap.stats = {**snap.stats, "phases": phases}
+        if fmt.commit_snapshot(root, snap):
+            return snap.number
+        # another writer took this number: rebuild the commit from the new latest
+
+
+def plan_tasks(
+    root: Path, spec: TextSpec, shards: Sequence[ShardRef], config: BuildConfig, latest: fmt.Snapshot | None,
+    fingerprint: Callable[[ShardRef], str] = fingerprint_shard,
+) -> tuple[list[Task], int, list[tuple[str, str]]]:
+    """Tasks for the parts not yet committed; also (#parts already done, duplicates)."""
+    reader = ReaderOptions(text_field=config.text_field, id_field=config.id_field, source_field=config.source_field,
+                           batch_docs=config.batch_docs, batch_bytes=config.batch_bytes,
+                           skip_bad_records=config.skip_bad_records)
+    done = latest.committed_parts() if latest else set()
+    seen: dict[str, str] = {}
+    duplicates = []
+    tasks = []
+    skipped = 0
+    per_task_memory = max(64 << 20, config.memory_bytes // max(1, config.workers))
+    for ref in shards:
+        fp = fingerprint(ref)
+        if fp in seen:
+            duplicates.append((ref.uri, seen[fp]))
+            continue
+        seen[fp] = ref.uri
+        committed = latest.shards.get(fp) if latest else None
+        parts = shard_parts(ref, config.row_groups_per_part)
+        if committed and committed.get("parts_total") != len(parts):
+            raise ProbeError(f"{ref.uri}: committed with {committed.get('parts_total')} parts, now {len(parts)}; "
+                             "--row-groups-per-part changed? Use the original value.")
+        for part in parts:
+            if (fp, part.index) in done:
+                skipped += 1
+                continue
+            tasks.append(Task(str(root), spec.to_dict(), ref, fp, part, reader, per_task_memory))
+    # largest first: the pool finishes sooner (LPT scheduling)
+    tasks.sort(key=lambda t: -(t.shard.size / max(1, t.part.total)))
+    return tasks, skipped, duplicates
+
+
+def build_index(
+    inputs: Sequence[str],
+    index_dir: str | Path,
+    spec: TextSpec,
+    config: BuildConfig | None = None,
+    progress: Any = None,
+) -> BuildResult:
+    """Add every shard part under ``inputs`` that the index does not hold yet."""
+    config = config or BuildConfig()
+    started = time.perf_counter()
+    root = Path(index_dir)
+    spec = spec.with_tokenizer_hash()
+    shards = discover_shards(inputs)
+    fmt.create_or_check_spec(root, spec)
+    with fmt.WriterLock(root):
+        _clean_tmp(root)
+        latest = fmt.latest_snapshot(root)
+        tasks, skipped, duplicates = plan_tasks(root, spec, shards, config, latest)
+        result = BuildResult(snapshot=latest.number if latest else None, shards_total=len(shards),
+                             parts_planned=len(tasks), parts_committed=0, parts_skipped=skipped,
+                             duplicates=duplicates)
+        phases = dict.fromkeys(PHASES, 0.0)
+        if progress is not None:
+            progress.start(total_parts=len(tasks), total_bytes=sum(t.shard.size / t.part.total for t in tasks))
+
+        def on_result(task: Task, res: dict[str, Any]) -> None:
+            number = _commit_part(root, spec, task, res)
+            if number is not None:
+                result.snapshot = number
+                result.parts_committed += 1
+            else:
+                result.parts_skipped += 1
+            part = res["part"]
+            result.docs += part["docs"]
+            result.tokens += part["tokens"]
+            result.bytes_read += part["bytes"]
+            result.skipped_records += part["skipped"]
+            for name, secs in res["timings"].items():
+                phases[name] += secs
+            if progress is not None:
+                progress.part_done()
+
+        def on_failure(task: Task, exc: BaseException) -> None:
+            if isinstance(exc, ProbeError):
+                result.failures.append(str(exc))
+            else:
+                result.failures.append(f"{task.shard.uri} (part {task.part.index}): {type(exc).__name__}: {exc}")
+            if progress is not None:
+                progress.part_done()
+
+        try:
+            if config.workers <= 1 or len(tasks) <= 1:
+                _run_inline(tasks, on_result, on_failure, progress)
+            else:
+                _run_pool(tasks, config.workers, on_result, on_failure, progress)
+        finally:
+            if progress is not None:
+                progress.stop()
+    result.seconds = time.perf_counter() - started
+    result.phases = phases
+    if result.failures:
+        shown = "\n  ".join(result.failures[:20])
+        more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""
+        raise InputError(
+            str(index_dir),
+            f"{len(result.failures)} shard part(s) failed and were not committed "
+            f"({result.parts_committed} committed; re-run to resume):\n  {shown}{more}",
+        )
+    return result
+
+
+def _run_inline(tasks, on_result, on_failure, progress) -> None:
+    tune_allocator()
+    queue = _InlineQueue(progress)
+    for task in tasks:
+        try:
+            res = run_task(task, queue)
+        except (ProbeError, OSError) as e:
+            on_failure(task, e)
+            continue
+        on_result(task, res)
+
+
+class _InlineQueue:
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+
+    def put(self, item: tuple[int, int, int]) -> None:
+        if self.progress is not None:
+            self.progress.advance(*item)
+
+
+def _run_pool(tasks, workers, on_result, on_failure, progress) -> None:
+    ctx = mp.get_context("spawn")  # fork after pyarrow/numba threads started is unsafe
+    queue = ctx.Queue()
+    pending: dict[Future, Task] = {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(queue,)) as pool:
+        try:
+            for task in tasks:
+                pending[pool.submit(_run_task_in_worker, task)] = task
+            while pending:
+                done, _ = wait(list(pending), timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(queue, progress)
+                for fut in done:
+                    task = pending.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        on_failure(task, exc)
+                    else:
+                        on_result(task, fut.result())
+            _drain(queue, progress)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            raise
+
+
+def _drain(queue: Any, progress: Any) -> None:
+    while True:
+        try:
+            item = queue.get_nowait()
+        except Exception:
+            return
+        if progress is not None:
+            progress.advance(*item)
+
+
+def _clean_tmp(root: Path) -> None:
+    """Remove spill directories of earlier (crashed) builds; we hold the writer lock."""
+    tmp = root / "tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def new_build_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,341 @@
+"""Index format v1 on a local filesystem: spec file, snapshots, segments, lock.
+
+The commit protocol follows Delta/Iceberg: data files are immutable and uniquely
+named (a fresh segment directory per task), and a commit is *one* new snapshot file
+published put-if-absent (``os.link`` of an fsynced temp file; never ``os.rename``,
+which silently overwrites). Nothing is visible until that snapshot exists, so a
+crash at any point leaves only unreferenced files, which ``probe index gc`` removes.
+
+Layout (see docs/index-format.md)::
+
+    <index>/probe-index.json                 format version + text spec (written once)
+    <index>/snapshots/00000001.json          the commit log; the highest one is the index
+    <index>/segments/<uuid>/manifest.json    files of one segment with sizes and xxh3-128
+    <index>/segments/<uuid>/view=<v>/n=<n>.parquet   sorted (hash, count, docs, doc_sample)
+    <index>/segments/<uuid>/docs.parquet     document ordinal -> shard, row, id, source
+    <index>/LOCK                             flock'ed by the single writer
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import signal
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from probe.config import TextSpec
+from probe.errors import (
+    ConfigError,
+    IndexFormatError,
+    IndexLockedError,
+    IndexMissingError,
+    SpecMismatchError,
+)
+
+FORMAT_NAME = "probe-index"
+FORMAT_VERSION = 1
+SPEC_FILE = "probe-index.json"
+SNAPSHOT_DIR = "snapshots"
+SEGMENT_DIR = "segments"
+LOCK_FILE = "LOCK"
+TMP_PREFIX = ".tmp-"
+
+
+# --------------------------------------------------------------------------- faults
+def fault_point(name: str) -> None:
+    """SIGKILL this process at a named point when ``PROBE_FAULT=name[:nth]`` says so.
+
+    Used by crash tests (in the style of DuckDB's ``debug_checkpoint_abort``): the
+    nth time (default 1st) the point is reached, the process dies without cleanup.
+    """
+    spec = os.environ.get("PROBE_FAULT")
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    hits = _FAULT_HITS.get(name, 0) + 1
+    _FAULT_HITS[name] = hits
+    if hits >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_HITS: dict[str, int] = {}
+
+
+# --------------------------------------------------------------------------- durable I/O
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a new or renamed entry in it survives power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_durable(path: Path, data: bytes) -> None:
+    """Write bytes and fsync them (the path must not be visible to readers yet)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def publish_exclusive(directory: Path, name: str, data: bytes) -> bool:
+    """Create ``directory/name`` with ``data`` atomically, only if it does not exist.
+
+    Temp file → fsync → ``os.link`` (fails if the name exists) → fsync dir. Returns
+    False when another writer published that name first.
+    """
+    tmp = directory / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    write_file_durable(tmp, data)
+    try:
+        fault_point("before_log_publish")
+        os.link(tmp, directory / name)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fault_point("after_log_publish_before_dirfsync")
+    fsync_dir(directory)
+    return True
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def file_digest(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- spec file
+def read_spec(root: Path) -> TextSpec:
+    """Read and validate ``probe-index.json`` (format name and version, spec)."""
+    path = root / SPEC_FILE
+    if not path.exists():
+        raise IndexMissingError(f"{root} is not a probe index (no {SPEC_FILE}); build one with `probe index build`")
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{path}: unreadable or malformed index header: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{path}: not a probe index header")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path}: index format version {version!r}; this probe reads version {FORMAT_VERSION}"
+            + (" (index written by a newer probe: upgrade probe)" if isinstance(version, int) and version > 1 else "")
+        )
+    try:
+        return TextSpec.from_dict(data["spec"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise IndexFormatError(f"{path}: invalid text spec: {e}") from e
+
+
+def create_or_check_spec(root: Path, spec: TextSpec) -> TextSpec:
+    """Create the index header with ``spec``, or check an existing one equals it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / SNAPSHOT_DIR).mkdir(exist_ok=True)
+    (root / SEGMENT_DIR).mkdir(exist_ok=True)
+    if not (root / SPEC_FILE).exists():
+        header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "spec": spec.to_dict(),
+                  "spec_fingerprint": spec.fingerprint()}
+        publish_exclusive(root, SPEC_FILE, json.dumps(header, indent=2, sort_keys=True).encode())
+    existing = read_spec(root)
+    if existing != spec:
+        lines = "\n  ".join(existing.diff(spec))
+        raise SpecMismatchError(
+            f"index {root} was built with a different text spec (index != requested):\n  {lines}\n"
+            "Build into a new --index directory, or repeat the index's options."
+        )
+    return existing
+
+
+# --------------------------------------------------------------------------- lock
+class WriterLock:
+    """The single-writer lock: ``flock`` on ``LOCK``, released by the kernel on death.
+
+    flock (not a PID file) means a ``kill -9``'d builder never leaves a stale lock.
+    Readers never take it. Local POSIX filesystems only (not NFS/SMB).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise IndexLockedError(
+                    f"index {self.path.parent} is locked by a running writer (pid {holder}); "
+                    "wait for it to finish (readers are never blocked)"
+                ) from e
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# --------------------------------------------------------------------------- snapshots
+@dataclass
+class Snapshot:
+    """One committed state of the index (the content of ``snapshots/N.json``)."""
+
+    number: int
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)  # fingerprint -> shard record
+    stats: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    operation: str = "build"
+    spec_fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        body = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "snapshot": self.number,
+            "created": self.created,
+            "operation": self.operation,
+            "spec_fingerprint": self.spec_fingerprint,
+            "segments": self.segments,
+            "shards": self.shards,
+            "stats": self.stats,
+        }
+        body["checksum"] = xxhash.xxh3_128_hexdigest(canonical_json(body))
+        return body
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: Path) -> Snapshot:
+        try:
+            body = {k: v for k, v in data.items() if k != "checksum"}
+            if data.get("checksum") != xxhash.xxh3_128_hexdigest(canonical_json(body)):
+                raise IndexFormatError(f"{source}: snapshot checksum mismatch (corrupt or edited)")
+            if data.get("format") != FORMAT_NAME or data.get("format_version") != FORMAT_VERSION:
+                raise IndexFormatError(
+                    f"{source}: snapshot format {data.get('format')!r} v{data.get('format_version')!r}; "
+                    f"this probe reads {FORMAT_NAME} v{FORMAT_VERSION}"
+                )
+            return cls(
+                number=int(data["snapshot"]),
+                segments=list(data["segments"]),
+                shards=dict(data["shards"]),
+                stats=dict(data.get("stats", {})),
+                created=str(data.get("created", "")),
+                operation=str(data.get("operation", "build")),
+                spec_fingerprint=str(data.get("spec_fingerprint", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise IndexFormatError(f"{source}: malformed snapshot: {e!r}") from e
+
+    def committed_parts(self) -> set[tuple[str, int]]:
+        return {(fp, int(p)) for fp, rec in self.shards.items() for p in rec.get("parts", {})}
+
+    def next(self, operation: str) -> Snapshot:
+        """A copy to become snapshot number+1 (deep enough: records are replaced, not mutated)."""
+        return Snapshot(
+            number=self.number + 1,
+            segments=list(self.segments),
+            shards={fp: {**rec, "parts": dict(rec.get("parts", {}))} for fp, rec in self.shards.items()},
+            stats=dict(self.stats),
+            operation=operation,
+            spec_fingerprint=self.spec_fingerprint,
+        )
+
+
+def snapshot_name(number: int) -> str:
+    return f"{number:08d}.json"
+
+
+def list_snapshot_numbers(root: Path) -> list[int]:
+    d = root / SNAPSHOT_DIR
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        if p.name.endswith(".json") and not p.name.startswith(TMP_PREFIX) and p.stem.isdigit():
+            out.append(int(p.stem))
+    return sorted(out)
+
+
+def read_snapshot(root: Path, number: int) -> Snapshot:
+    path = root / SNAPSHOT_DIR / snapshot_name(number)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError as e:
+        raise IndexMissingError(f"{path}: snapshot {number} does not exist") from e
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{path}: unreadable or truncated snapshot: {e}") from e
+    if not isinstance(data, dict):
+        raise IndexFormatError(f"{path}: malformed snapshot (not an object)")
+    snap = Snapshot.from_dict(data, path)
+    if snap.number != number:
+        raise IndexFormatError(f"{path}: file name says snapshot {number} but content says {snap.number}")
+    return snap
+
+
+def latest_snapshot(root: Path) -> Snapshot | None:
+    """The highest committed snapshot, or None for a freshly created index.
+
+    A malformed tail snapshot is an error, never silently skipped: it was published
+    atomically, so damage means corruption, not an interrupted write.
+    """
+    numbers = list_snapshot_numbers(root)
+    return read_snapshot(root, numbers[-1]) if numbers else None
+
+
+def commit_snapshot(root: Path, snap: Snapshot) -> bool:
+    """Publish ``snap`` as ``snapshots/<number>.json``; False if that number is taken."""
+    snap.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    data = json.dumps(snap.to_dict(), indent=1, sort_keys=True, allow_nan=False).encode()
+    return publish_exclusive(root / SNAPSHOT_DIR, snapshot_name(snap.number), data)
+
+
+def new_segment_dir(root: Path) -> tuple[str, Path]:
+    seg_id = uuid.uuid4().hex
+    path = root / SEGMENT_DIR / seg_id
+    path.mkdir(parents=True)
+    return seg_id, path
+
+
+def ngram_file(view: str, n: int) -> str:
+    return f"view={view}/n={n}.parquet"
+
+
+def safe_relative(root: Path, rel: str) -> Path:
+    """Resolve a path read from a manifest; only plain relative paths under root are allowed."""
+    if not rel or "://" in rel or "::" in rel or rel.startswith("/") or ".." in Path(rel).parts:
+        raise IndexFormatError(f"{root}: manifest path {rel!r} is not a relative path inside the index")
+    return root / rel

@@ -1,0 +1,149 @@
+"""Index statistics (`probe index info`) and single-text lookups (`probe index lookup`).
+
+Cheap numbers come from the snapshot and manifests; exact distinct counts across
+several segments and the top-k most frequent n-grams are computed with DuckDB over
+the referenced Parquet files (read-only, no catalog, no lock).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probe import kernels
+from probe.index.reader import IndexReader, open_index
+from probe.sources.corpus import ReaderOptions, ShardRef, read_document
+from probe.text.tokenizers import Tokenizer
+
+
+def _duck_files(reader: IndexReader, entries: list[dict[str, Any]]) -> list[str]:
+    return [str(reader.root / e["path"]) for e in entries]
+
+
+def _distinct(reader: IndexReader, entries: list[dict[str, Any]]) -> int:
+    if len(entries) <= 1:
+        return sum(e["rows"] for e in entries)
+    from probe._duck import connect
+
+    con = connect()
+    return int(con.execute("SELECT count(DISTINCT hash) FROM read_parquet(?)", [_duck_files(reader, entries)])
+               .fetchone()[0])
+
+
+def _top_ngrams(reader: IndexReader, view: str, n: int, entries: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    if k <= 0 or not entries:
+        return []
+    from probe._duck import connect
+
+    con = connect()
+    rows = con.execute(
+        "SELECT hash, sum(count)::UBIGINT AS c, sum(docs)::UBIGINT AS d FROM read_parquet(?) "
+        "GROUP BY hash ORDER BY c DESC, hash LIMIT ?",
+        [_duck_files(reader, entries), k],
+    ).fetchall()
+    if not rows:
+        return []
+    hashes = np.array([r[0] for r in rows], dtype=np.uint64)
+    found = reader.lookup(view, n, hashes)
+    out = []
+    for i, (h, c, d) in enumerate(rows):
+        sample = found.sample(i)
+        text = ngram_text_in_document(reader, view, n, int(h), int(sample[0])) if sample.shape[0] else None
+        out.append({"hash": str(h), "count": int(c), "docs": int(d), "text": text})
+    return out
+
+
+def ngram_text_in_document(reader: IndexReader, view: str, n: int, ngram_hash: int, doc_key: int) -> str | None:
+    """Read a document back from its shard and return the text of one of its n-grams."""
+    try:
+        doc = reader.documents(np.array([doc_key], np.uint64))[0]
+        ref = ShardRef(uri=doc["uri"], format=doc["format"], size=0, mtime_ns=0)
+        text = read_document(ref, int(doc["row"]), ReaderOptions())
+    except Exception:  # noqa: BLE001 - provenance is best effort: the shard may have moved
+        return None
+    tok = Tokenizer(reader.spec)
+    tb = tok.tokenize([text], view, with_offsets=True)
+    h, _de, pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, 1)
+    hit = np.nonzero(h == np.uint64(ngram_hash))[0]
+    if not hit.shape[0]:
+        return None
+    i = int(pos[hit[0]])
+    return tb.texts[0][int(tb.token_starts[i]):int(tb.token_ends[i + n - 1])]
+
+
+def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -> dict[str, Any]:
+    """Everything `probe index info` shows, as plain JSON-able data."""
+    reader = open_index(path, snapshot=snapshot)
+    snap = reader.snapshot
+    totals = reader.totals()
+    files = reader.referenced_files()
+    bytes_on_disk = sum(f["bytes"] for f in files)
+    skipped_reasons: dict[str, int] = {}
+    shards = []
+    for fp, rec in sorted(snap.shards.items(), key=lambda kv: kv[1]["uri"]):
+        parts = rec.get("parts", {}).values()
+        for p in parts:
+            for reason, cnt in p.get("skipped_reasons", {}).items():
+                skipped_reasons[reason] = skipped_reasons.get(reason, 0) + cnt
+        shards.append({
+            "uri": rec["uri"], "format": rec["format"], "bytes": rec["size"], "fingerprint": fp,
+            "parts": f"{len(rec.get('parts', {}))}/{rec.get('parts_total')}",
+            "docs": sum(p["docs"] for p in parts), "tokens": sum(p["tokens"] for p in parts),
+            "skipped_records": sum(p.get("skipped", 0) for p in parts),
+        })
+    ngrams = []
+    for view in reader.spec.views:
+        for n in reader.spec.ns:
+            entries = [e for _si, e in reader.ngram_entries(view, n)]
+            distinct = _distinct(reader, entries)
+            size = sum(e["bytes"] for e in entries)
+            ngrams.append({
+                "view": view, "n": n,
+                "ngrams": sum(e.get("count_sum", 0) for e in entries),
+                "distinct": distinct,
+                "rows": sum(e["rows"] for e in entries),
+                "bytes": size,
+                "bytes_per_distinct": round(size / distinct, 3) if distinct else None,
+                "top": _top_ngrams(reader, view, n, entries, top_k),
+            })
+    return {
+        "index": str(path),
+        "format_version": 1,
+        "spec": reader.spec.to_dict(),
+        "spec_fingerprint": reader.spec.fingerprint(),
+        "snapshot": snap.number,
+        "created": snap.created,
+        "operation": snap.operation,
+        "totals": {**totals, "skipped_reasons": skipped_reasons},
+        "bytes_on_disk": bytes_on_disk,
+        "bytes_per_token": round(bytes_on_disk / totals["tokens"], 3) if totals["tokens"] else None,
+        "approximate": reader.spec.sample_mod > 1,
+        "shards": shards,
+        "ngrams": ngrams,
+        "phases": snap.stats.get("phases", {}),
+    }
+
+
+def lookup_text(path: str | Path, text: str, n: int | None = None, view: str = "surface") -> dict[str, Any]:
+    """Each n-gram of ``text`` with its count and document frequency in the index."""
+    reader = open_index(path)
+    n = n or min(reader.spec.ns)
+    tok = Tokenizer(reader.spec)
+    tb = tok.tokenize([text], view, with_offsets=True)
+    h, _de, pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, reader.spec.sample_mod)
+    res = reader.lookup(view, n, h)
+    rows = []
+    for i in range(h.shape[0]):
+        p = int(pos[i])
+        rows.append({
+            "position": p,
+            "ngram": tb.texts[0][int(tb.token_starts[p]):int(tb.token_ends[p + n - 1])],
+            "hash": str(int(h[i])),
+            "count": int(res.counts[i]),
+            "docs": int(res.docs[i]),
+        })
+    return {"index": str(path), "snapshot": reader.snapshot.number, "view": view, "n": n,
+            "tokens": tb.num_tokens, "ngrams": rows,
+            "found": sum(1 for r in rows if r["count"]), "approximate": reader.spec.sample_mod > 1}

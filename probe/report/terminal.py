@@ -1,0 +1,105 @@
+"""Terminal renderings with rich (fixed width when not a TTY; no color when piped).
+
+Dataset and corpus text shown here is sanitized first: control characters are
+escaped, so ANSI/OSC sequences or ``\\r`` in data cannot rewrite the terminal, and a
+line can never start with a CI workflow command (``::``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def safe_text(text: str | None, limit: int = 120) -> str:
+    """Escape control characters (repr-style) and defuse ``::`` workflow commands."""
+    if text is None:
+        return ""
+    out = []
+    for ch in text[:limit]:
+        code = ord(ch)
+        if ch in "\n\t":
+            out.append(" ")
+        elif code < 32 or code == 127 or 0x80 <= code < 0xA0 or code in (0x2028, 0x2029, 0x202E, 0x2066, 0x2067,
+                                                                            0x2068, 0x2069, 0x202A, 0x202B,
+                                                                            0x202C, 0x202D):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    s = "".join(out)
+    if len(text) > limit:
+        s += "…"
+    if s.lstrip().startswith("::"):
+        s = "\u200b" + s  # a zero-width space: runners only parse commands at line start
+    return s
+
+
+def make_console(width: int | None = None, file: Any = None) -> Console:
+    out = file or sys.stdout
+    tty = hasattr(out, "isatty") and out.isatty()
+    return Console(file=out, width=width or (None if tty else 100), no_color=not tty, highlight=False,
+                   soft_wrap=False, emoji=False, markup=True)
+
+
+def render_index_info(info: dict[str, Any], console: Console | None = None) -> None:
+    console = console or make_console()
+    spec = info["spec"]
+    t = info["totals"]
+    console.print(f"[bold]index[/] {info['index']}  snapshot {info['snapshot']} ({info['operation']}, "
+                  f"{info['created']})  spec {info['spec_fingerprint']}")
+    console.print(f"spec: tokenizer={spec['tokenizer']} normalizer={spec['normalizer']} views={','.join(spec['views'])} "
+                  f"n={','.join(map(str, spec['ns']))} seed={spec['seed']} sample_mod={spec['sample_mod']} "
+                  f"buckets={1 << spec['bucket_bits']} doc_sample_k={spec['doc_sample_k']} "
+                  f"unicode={spec['unicode_version']}")
+    if info["approximate"]:
+        console.print(f"[yellow]sampled index (--sample-mod {spec['sample_mod']}): counts are estimates[/]")
+    console.print(f"shards {t['shards']} ({t['shards_complete']} complete, {t['parts']} parts, {t['segments']} "
+                  f"segments)  docs {t['docs']:,}  tokens {t['tokens']:,}  text {t['bytes_read'] / 1e6:,.1f} MB  "
+                  f"on disk {info['bytes_on_disk'] / 1e6:,.1f} MB ({info['bytes_per_token']} B/token)")
+    if t["skipped_records"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(t["skipped_reasons"].items()))
+        console.print(f"[yellow]skipped records: {t['skipped_records']:,} ({reasons})[/]")
+    table = Table(title="n-grams", title_justify="left")
+    for col in ("view", "n", "n-grams", "distinct", "MB", "B/distinct"):
+        table.add_column(col, justify="right" if col not in ("view",) else "left")
+    for row in info["ngrams"]:
+        table.add_row(row["view"], str(row["n"]), f"{row['ngrams']:,}", f"{row['distinct']:,}",
+                      f"{row['bytes'] / 1e6:,.1f}", str(row["bytes_per_distinct"]))
+    console.print(table)
+    for row in info["ngrams"]:
+        if not row["top"]:
+            continue
+        top = Table(title=f"most frequent {row['view']} {row['n']}-grams", title_justify="left")
+        top.add_column("count", justify="right")
+        top.add_column("docs", justify="right")
+        top.add_column("sample text")
+        for item in row["top"]:
+            top.add_row(f"{item['count']:,}", f"{item['docs']:,}", safe_text(item["text"], 80))
+        console.print(top)
+    shards = Table(title="shards", title_justify="left")
+    for col in ("uri", "parts", "docs", "tokens", "skipped"):
+        shards.add_column(col, justify="left" if col == "uri" else "right")
+    for s in info["shards"]:
+        shards.add_row(safe_text(s["uri"], 80), s["parts"], f"{s['docs']:,}", f"{s['tokens']:,}",
+                       f"{s['skipped_records']:,}")
+    console.print(shards)
+    if info["phases"]:
+        console.print("phase seconds (summed over workers): "
+                      + "  ".join(f"{k} {v:.2f}" for k, v in info["phases"].items()))
+
+
+def render_lookup(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or make_console()
+    console.print(f"{result['index']} snapshot {result['snapshot']}: {result['found']}/{len(result['ngrams'])} "
+                  f"{result['view']} {result['n']}-grams found ({result['tokens']} tokens)")
+    table = Table()
+    for col in ("pos", "count", "docs", "n-gram"):
+        table.add_column(col, justify="left" if col == "n-gram" else "right")
+    for row in result["ngrams"]:
+        style = "green" if row["count"] else "dim"
+        table.add_row(str(row["position"]), f"{row['count']:,}", f"{row['docs']:,}", safe_text(row["ngram"], 100),
+                      style=style)
+    console.print(table)

@@ -1,0 +1,201 @@
+"""Tokenizers: turn a batch of texts into token hashes (and optional offsets).
+
+Three tokenizers, chosen by the text spec:
+
+- ``words`` (default, no download): maximal runs of *word characters*, i.e. code
+  points of Unicode categories L* (letters), M* (marks, so Indic and Arabic words
+  stay whole), N* (numbers), plus ``_``. Everything else (spaces, punctuation,
+  symbols) separates tokens and is dropped. Applied to the normalized text.
+- ``chars``: every word character is a token; spaces, punctuation and symbols are
+  dropped (the GPT-4 report's 50-character definition works on this).
+- ``hf:PATH``: a local ``tokenizer.json`` loaded with ``tokenizers.Tokenizer.from_file``
+  (data only: never a hub download, never remote code). Token ids are hashed.
+
+The pattern view (``words`` only) re-tokenizes the NFKC (case-preserving) text and
+masks slots; see :func:`probe.kernels.tokenize_pattern`.
+
+A batch is tokenized in one compiled pass over the concatenated code points; ASCII
+batches use one byte per character.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from probe import kernels
+from probe.config import TextSpec
+from probe.errors import ConfigError
+from probe.text.normalize import get_normalizer, normalize_nfkc
+
+MASK_TOKENS = ("<num>", "<q>", "<name>", "<id>")
+_QUOTES = "'\"`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
+_SENTENCE_END = ".!?\u3002\uff01\uff1f"
+_NEWLINES = "\n\r\x0b\x0c\x85\u2028\u2029"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBatch:
+    """Tokens of a batch of documents.
+
+    ``doc_token_ends[d]`` is the end index (exclusive) of document d's tokens in
+    ``token_hashes``. Offsets, when requested, are code-point offsets into each
+    document's *tokenized* text (see :attr:`texts`), relative to the document start.
+    """
+
+    token_hashes: np.ndarray
+    doc_token_ends: np.ndarray
+    token_starts: np.ndarray | None = None
+    token_ends: np.ndarray | None = None
+    texts: Sequence[str] | None = None  # the normalized texts the offsets refer to
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.doc_token_ends.shape[0])
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.token_hashes.shape[0])
+
+    def doc_token_counts(self) -> np.ndarray:
+        return np.diff(self.doc_token_ends, prepend=0)
+
+
+@lru_cache(maxsize=1)
+def char_classes() -> np.ndarray:
+    """One byte of class flags per code point (0..0x10FFFF); built once per process."""
+    lut = np.zeros(0x110000, dtype=np.uint8)
+    category = unicodedata.category
+    cats = [category(chr(i)) for i in range(0x110000)]
+    word = np.fromiter((c[0] in "LMN" for c in cats), dtype=bool, count=0x110000)
+    upper = np.fromiter((c in ("Lu", "Lt") for c in cats), dtype=bool, count=0x110000)
+    digit = np.fromiter((c[0] == "N" for c in cats), dtype=bool, count=0x110000)
+    space = np.fromiter((c == "Zs" for c in cats), dtype=bool, count=0x110000)
+    lut[word] |= kernels.CLS_WORD
+    lut[upper] |= kernels.CLS_UPPER
+    lut[digit] |= kernels.CLS_DIGIT
+    lut[space] |= kernels.CLS_SPACE
+    lut[ord("_")] |= kernels.CLS_WORD
+    lut[ord("\t")] |= kernels.CLS_SPACE
+    for ch in _QUOTES:
+        lut[ord(ch)] |= kernels.CLS_QUOTE
+    for ch in _SENTENCE_END:
+        lut[ord(ch)] |= kernels.CLS_SENTENCE_END
+    for ch in _NEWLINES:
+        lut[ord(ch)] |= kernels.CLS_NEWLINE
+    return lut
+
+
+@lru_cache(maxsize=1)
+def simple_lower() -> np.ndarray:
+    """Per-code-point lowercase mapping (1:1 only; multi-char lowercasings keep the code point)."""
+    out = np.arange(0x110000, dtype=np.uint32)
+    for i in range(0x110000):
+        low = chr(i).lower()
+        if len(low) == 1 and ord(low) != i:
+            out[i] = ord(low)
+    return out
+
+
+def encode_codepoints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate texts as a code-point array (uint8 when all ASCII) + document end offsets."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    doc_ends = np.cumsum(lengths)
+    n_cps = int(doc_ends[-1]) if len(texts) else 0
+    buf = np.frombuffer(b"".join([t.encode("utf-8") for t in texts]), dtype=np.uint8)
+    if buf.shape[0] == n_cps:  # all ASCII: bytes are code points
+        return buf, doc_ends
+    return kernels.utf8_to_codepoints(buf, n_cps), doc_ends
+
+
+def mask_hashes(seed: int) -> np.ndarray:
+    """Token hashes of the pattern view's mask tokens (no word char can produce them)."""
+    return np.array(
+        [kernels.hash_codepoints(np.frombuffer(t.encode("utf-32-le"), np.uint32), seed) for t in MASK_TOKENS],
+        dtype=np.uint64,
+    )
+
+
+def _relative_offsets(starts: np.ndarray, ends: np.ndarray, doc_token_ends: np.ndarray, doc_ends: np.ndarray):
+    doc_starts = np.concatenate(([0], doc_ends[:-1])) if doc_ends.shape[0] else doc_ends
+    counts = np.diff(doc_token_ends, prepend=0)
+    base = np.repeat(doc_starts, counts)
+    return starts - base, ends - base
+
+
+class Tokenizer:
+    """Tokenizes batches of raw texts under one text spec (normalizer + tokenizer)."""
+
+    def __init__(self, spec: TextSpec) -> None:
+        self.spec = spec
+        self._normalize = get_normalizer(spec.normalizer)
+        self._hf = None
+        if spec.tokenizer.startswith("hf:"):
+            self._hf = load_hf_tokenizer(spec.tokenizer[3:])
+
+    def normalize(self, texts: Sequence[str]) -> list[str]:
+        norm = self._normalize
+        return [norm(t) for t in texts]
+
+    def tokenize(self, texts: Sequence[str], view: str = "surface", with_offsets: bool = False) -> TokenBatch:
+        """Token hashes of every text; offsets (if asked) index the normalized texts."""
+        seed = self.spec.seed
+        if view == "pattern":
+            norm = [normalize_nfkc(t) for t in texts]
+            cps, doc_ends = encode_codepoints(norm)
+            h, dte, s, e = kernels.tokenize_pattern(
+                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets
+            )
+        elif view != "surface":
+            raise ConfigError(f"unknown view {view!r}")
+        elif self._hf is not None:
+            return self._tokenize_hf(texts, with_offsets)
+        else:
+            norm = self.normalize(texts)
+            cps, doc_ends = encode_codepoints(norm)
+            kernel = kernels.tokenize_words if self.spec.tokenizer == "words" else kernels.tokenize_chars
+            h, dte, s, e = kernel(cps, doc_ends, char_classes(), seed, with_offsets)
+        if not with_offsets:
+            return TokenBatch(h, dte)
+        s, e = _relative_offsets(s, e, dte, doc_ends)
+        return TokenBatch(h, dte, s, e, norm)
+
+    def _tokenize_hf(self, texts: Sequence[str], with_offsets: bool) -> TokenBatch:
+        norm = self.normalize(texts)
+        encodings = self._hf.encode_batch(norm, add_special_tokens=False)
+        counts = np.fromiter((len(enc.ids) for enc in encodings), dtype=np.int64, count=len(encodings))
+        ids = np.fromiter((i for enc in encodings for i in enc.ids), dtype=np.int64, count=int(counts.sum()))
+        hashes = kernels.hash_token_ids(ids, self.spec.seed)
+        dte = np.cumsum(counts)
+        if not with_offsets:
+            return TokenBatch(hashes, dte)
+        offs = np.array([o for enc in encodings for o in enc.offsets], dtype=np.int64).reshape(-1, 2)
+        return TokenBatch(hashes, dte, offs[:, 0].copy(), offs[:, 1].copy(), norm)
+
+
+def load_hf_tokenizer(path: str):
+    """Load a local ``tokenizer.json`` (or a directory holding one) as data only.
+
+    Never resolves hub names and never runs repository code: a directory that
+    carries Python files or an ``auto_map`` is still read only through its JSON.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "tokenizer.json"
+    if not p.is_file():
+        raise ConfigError(
+            f"tokenizer file {p} not found: pass hf:PATH to a local tokenizer.json (hub downloads are disabled)"
+        )
+    try:
+        from tokenizers import Tokenizer as HFTokenizer
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ConfigError("the hf: tokenizer needs the 'tokenizers' package") from e
+    try:
+        return HFTokenizer.from_file(str(p))
+    except Exception as e:  # tokenizers raises plain Exception on bad JSON
+        raise ConfigError(f"cannot load tokenizer {p}: {e}") from e

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quickstart 1: set up, then run the main job end to end on the embedded default
+# (the installed Python stdlib's docstrings as a corpus + a shipped fine-tuning set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/probe demo "$@"
