@@ -275,6 +275,104 @@ def index_lookup(index_dir: Path, text: str, n: int | None, view: str, output_fo
         render_lookup(rows)
 
 
+def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `scan` and `check`: how to read the dataset and what to score."""
+    options = [
+        click.option("--schema", default=None, help="Force a dataset schema instead of auto-detection."),
+        click.option("--field", "field_map", multiple=True, metavar="FIELD=COL",
+                     help="Map a column (dotted path allowed) to instruction/input/response; repeatable."),
+        click.option("--id-field", default=None, help="Column holding the example id."),
+        click.option("--group-by", default=None, help="Column to group results by (task, category, subject)."),
+        click.option("--keep-templates", is_flag=True, help="Do not strip chat-template/role markers."),
+        click.option("--definitions", default=None,
+                     help="Comma-separated contamination definitions [default: all the index supports]."),
+        click.option("--target-field", type=click.Choice(["whole", "instruction", "input", "response"]),
+                     default="whole", show_default=True, help="Field the definitions and verdicts judge."),
+        click.option("--max-docs", type=int, default=10, show_default=True,
+                     help="Frequency-aware metrics ignore n-grams found in more documents."),
+        click.option("--seen", "seen_threshold", type=float, default=0.6, show_default=True,
+                     help="Coverage at or above which an example is 'seen'."),
+        click.option("--partial", "partial_threshold", type=float, default=0.2, show_default=True,
+                     help="Coverage at or above which an example is 'partial' (below: 'novel')."),
+        click.option("--batch-size", type=int, default=4096, show_default=True, help="Examples per batch."),
+        click.option("--provenance-limit", type=int, default=200, show_default=True,
+                     help="Flagged examples whose corpus document is read back for a snippet."),
+        click.option("--verify", is_flag=True,
+                     help="Re-check flagged matches against the corpus text (rules out hash collisions)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str | None, group_by: str | None,
+                 keep_templates: bool, definitions: str | None, target_field: str, max_docs: int,
+                 seen_threshold: float, partial_threshold: float, batch_size: int, provenance_limit: int,
+                 verify: bool) -> Any:
+    from probe.scan import ScanConfig
+    from probe.scoring import DEFINITIONS, Thresholds
+    from probe.sources.datasets import DatasetOptions
+
+    pairs = []
+    for item in field_map:
+        name, sep, col = item.partition("=")
+        if not sep or not col or name not in ("instruction", "input", "response"):
+            raise ConfigError(f"--field expects instruction=COL, input=COL or response=COL, got {item!r}")
+        pairs.append((name, col))
+    if not 0 <= partial_threshold <= seen_threshold <= 1:
+        raise ConfigError("thresholds must satisfy 0 <= --partial <= --seen <= 1")
+    if max_docs < 1:
+        raise ConfigError("--max-docs must be >= 1")
+    defs = tuple(d.strip() for d in definitions.split(",") if d.strip()) if definitions else DEFINITIONS
+    if "default" not in defs:
+        defs = ("default", *defs)  # the verdict's own definition is always computed
+    return ScanConfig(
+        thresholds=Thresholds(max_docs=max_docs, seen=seen_threshold, partial=partial_threshold),
+        definitions=defs, target_field=target_field, batch_examples=batch_size,
+        provenance_limit=provenance_limit, verify=verify,
+        dataset=DatasetOptions(schema=schema, field_map=tuple(pairs), id_field=id_field, group_by=group_by,
+                               strip_templates=not keep_templates),
+    )
+
+
+def _config_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = ("schema", "field_map", "id_field", "group_by", "keep_templates", "definitions", "target_field",
+             "max_docs", "seen_threshold", "partial_threshold", "batch_size", "provenance_limit", "verify")
+    return {k: kwargs.pop(k) for k in names}
+
+
+@main.command("scan")
+@click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
+@index_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory (examples.parquet, summary.json) [default: reports/<dataset name>].")
+@dataset_options
+@silent_option
+@format_option
+@handle_errors
+def scan(dataset: Path, index_dir: Path, out_dir: Path | None, silent: bool, output_format: str,
+         **kwargs: Any) -> None:
+    """Scan DATASET against --index: per-example coverage, contamination and verdicts."""
+    from probe.report.terminal import render_scan_summary
+    from probe.scan import scan_dataset
+
+    config = _scan_config(**_config_kwargs(kwargs))
+    out_dir = out_dir or Path("reports") / _report_name(dataset)
+    result = scan_dataset(dataset, index_dir, out_dir, config)
+    if output_format == "json":
+        _emit_json(result.summary)
+    else:
+        render_scan_summary(result.summary)
+        click.echo(f"wrote {out_dir / 'examples.parquet'} and {out_dir / 'summary.json'}")
+
+
+def _report_name(dataset: Path) -> str:
+    name = dataset.name
+    for suffix in (".gz", ".zst", ".jsonl", ".json", ".parquet", ".csv", ".tsv", ".ndjson"):
+        name = name.removesuffix(suffix)
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip(".") or "scan"
+
+
 @main.command("demo")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Where indexes/ and reports/ are created.")

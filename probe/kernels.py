@@ -116,7 +116,9 @@ def tokenize_words(cps, doc_ends, lut, seed, want_offsets):
     empty unless ``want_offsets``.
     """
     n = cps.shape[0]
-    cap = n // 2 + 1
+    # a document of m code points has at most ceil(m/2) <= m//2 + 1 tokens, so the batch
+    # has at most n//2 + (number of documents); n//2 + 1 overflowed on short documents
+    cap = n // 2 + doc_ends.shape[0] + 1
     hashes = np.empty(cap, dtype=np.uint64)
     starts = np.empty(cap if want_offsets else 0, dtype=np.int64)
     ends = np.empty(cap if want_offsets else 0, dtype=np.int64)
@@ -233,7 +235,9 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets)
     ``mask_hashes`` = token hashes of [<num>, <q>, <name>, <id>].
     """
     n = cps.shape[0]
-    cap = n // 2 + 1
+    # a document of m code points has at most ceil(m/2) <= m//2 + 1 tokens, so the batch
+    # has at most n//2 + (number of documents); n//2 + 1 overflowed on short documents
+    cap = n // 2 + doc_ends.shape[0] + 1
     hashes = np.empty(cap, dtype=np.uint64)
     starts = np.empty(cap if want_offsets else 0, dtype=np.int64)
     ends = np.empty(cap if want_offsets else 0, dtype=np.int64)
@@ -566,3 +570,52 @@ def bucket_scatter(hashes, counts, docs, bucket_shift, buckets):
         d2[j] = docs[i]
         fill[b] = j + 1
     return h2, c2, d2, offsets
+
+
+@njit(cache=True)
+def field_spans(matched, positions, doc_ends, doc_tok_ends, n, min_span_tokens):
+    """Per document: longest matched span and the tokens it and all matches cover.
+
+    A *span* is a run of matched n-grams at consecutive token positions; it covers
+    run_length + n - 1 tokens. Returns, per document, the longest span in tokens
+    with its first/last token index (global, -1 when none), and per token two flags:
+    covered by any matched n-gram, and covered by a span of at least
+    ``min_span_tokens`` tokens (the Llama-2 contamination definition).
+    """
+    nd = doc_ends.shape[0]
+    n_tokens = doc_tok_ends[nd - 1] if nd > 0 else 0
+    best = np.zeros(nd, dtype=np.int64)
+    best_first = np.full(nd, -1, dtype=np.int64)
+    best_last = np.full(nd, -1, dtype=np.int64)
+    covered = np.zeros(n_tokens, dtype=np.uint8)
+    span_covered = np.zeros(n_tokens, dtype=np.uint8)
+    start = 0
+    for d in range(nd):
+        end = doc_ends[d]
+        run_first = -1
+        prev_pos = -2
+        i = start
+        while i <= end:
+            is_match = i < end and matched[i]
+            contiguous = is_match and positions[i] == prev_pos + 1
+            if run_first >= 0 and (not is_match or not contiguous):
+                # close the run [run_first, prev_pos]
+                span = prev_pos - run_first + n
+                if span > best[d]:
+                    best[d] = span
+                    best_first[d] = run_first
+                    best_last[d] = prev_pos + n - 1
+                if span >= min_span_tokens:
+                    for t in range(run_first, prev_pos + n):
+                        span_covered[t] = 1
+                run_first = -1
+            if is_match:
+                p = positions[i]
+                if run_first < 0:
+                    run_first = p
+                for t in range(p, p + n):
+                    covered[t] = 1
+                prev_pos = p
+            i += 1
+        start = end
+    return best, best_first, best_last, covered, span_covered

@@ -100,6 +100,7 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
 def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any]:
     """Merge every segment of the latest snapshot into a single new segment."""
     root = Path(path)
+    fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
         reader = open_index(root)
         snap = reader.snapshot
@@ -171,6 +172,7 @@ def _merged_chunks(root: Path, entries: list[tuple[int, dict[str, Any]]], offset
 def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
     """Remove unreferenced segments/temp files older than the grace period."""
     root = Path(path)
+    fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
         snap = fmt.latest_snapshot(root)
         referenced = _referenced_segment_ids(snap) if snap else set()

@@ -7,6 +7,7 @@ the referenced Parquet files (read-only, no catalog, no lock).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,23 @@ def _top_ngrams(reader: IndexReader, view: str, n: int, entries: list[dict[str, 
     return out
 
 
-def ngram_text_in_document(reader: IndexReader, view: str, n: int, ngram_hash: int, doc_key: int) -> str | None:
-    """Read a document back from its shard and return the text of one of its n-grams."""
+@lru_cache(maxsize=256)
+def _read_doc(uri: str, fmt_name: str, row: int) -> str:
+    return read_document(ShardRef(uri=uri, format=fmt_name, size=0, mtime_ns=0), row, ReaderOptions())
+
+
+def document_match(reader: IndexReader, doc_key: int, ngram_hash: int, n: int, span_tokens: int,
+                   view: str = "surface", context_chars: int = 160) -> dict[str, Any] | None:
+    """Locate an n-gram in a corpus document read back from its shard.
+
+    Returns the document's provenance (uri, row, id, source), the matched span's
+    text with ``context_chars`` around it (``snippet``), and the span's normalized
+    tokens (``match_tokens``) for exact verification. None when the shard cannot be
+    read (moved or deleted) or the n-gram is not in the document (a hash collision).
+    """
     try:
         doc = reader.documents(np.array([doc_key], np.uint64))[0]
-        ref = ShardRef(uri=doc["uri"], format=doc["format"], size=0, mtime_ns=0)
-        text = read_document(ref, int(doc["row"]), ReaderOptions())
+        text = _read_doc(doc["uri"], doc["format"], int(doc["row"]))
     except Exception:  # noqa: BLE001 - provenance is best effort: the shard may have moved
         return None
     tok = Tokenizer(reader.spec)
@@ -69,8 +81,24 @@ def ngram_text_in_document(reader: IndexReader, view: str, n: int, ngram_hash: i
     hit = np.nonzero(h == np.uint64(ngram_hash))[0]
     if not hit.shape[0]:
         return None
-    i = int(pos[hit[0]])
-    return tb.texts[0][int(tb.token_starts[i]):int(tb.token_ends[i + n - 1])]
+    first = int(pos[hit[0]])
+    last = min(tb.num_tokens - 1, first + max(span_tokens, n) - 1)
+    norm = tb.texts[0]
+    a, b = int(tb.token_starts[first]), int(tb.token_ends[last])
+    starts, ends = tb.token_starts[first:last + 1].tolist(), tb.token_ends[first:last + 1].tolist()
+    same_length = len(norm) == len(text)
+    shown = text if same_length else norm  # offsets index the normalized text
+    lo, hi = max(0, a - context_chars), min(len(shown), b + context_chars)
+    snippet = ("…" if lo else "") + shown[lo:a] + "[[" + shown[a:b] + "]]" + shown[b:hi] + ("…" if hi < len(shown) else "")
+    return {"uri": doc["uri"], "row": int(doc["row"]), "id": doc.get("id"), "source": doc.get("source"),
+            "snippet": snippet, "text": shown[a:b],
+            "match_tokens": [norm[x:y] for x, y in zip(starts, ends, strict=True)]}
+
+
+def ngram_text_in_document(reader: IndexReader, view: str, n: int, ngram_hash: int, doc_key: int) -> str | None:
+    """The text of one of a document's n-grams (for `index info`'s top-k table)."""
+    found = document_match(reader, doc_key, ngram_hash, n, n, view=view, context_chars=0)
+    return found["text"] if found else None
 
 
 def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -> dict[str, Any]:

@@ -142,6 +142,15 @@ class Tokenizer:
         norm = self._normalize
         return [norm(t) for t in texts]
 
+    def normalize_one(self, text: str) -> str:
+        return self._normalize(text)
+
+    def token_texts(self, text: str) -> list[str]:
+        """The surface tokens of one text as strings (for exact verification of matches)."""
+        tb = self.tokenize([text], "surface", with_offsets=True)
+        norm = tb.texts[0]
+        return [norm[a:b] for a, b in zip(tb.token_starts.tolist(), tb.token_ends.tolist(), strict=True)]
+
     def tokenize(self, texts: Sequence[str], view: str = "surface", with_offsets: bool = False) -> TokenBatch:
         """Token hashes of every text; offsets (if asked) index the normalized texts."""
         seed = self.spec.seed

@@ -1,0 +1,227 @@
+"""Per-field coverage metrics, the standard contamination definitions, and verdicts.
+
+Everything here works on whole batches of examples at once (numpy over per-n-gram
+arrays with document boundaries); nothing loops over n-grams in Python.
+
+Definitions (each cites its source; all operate on the scan's target field, the
+whole example by default, tokenized by the index's tokenizer):
+
+- ``gpt2``  (Radford et al. 2019, §4 "Generalization vs Memorization"): share of the
+  example's 8-grams found in the corpus; flagged at ≥ ``gpt2`` (default 50 %).
+- ``gpt3``  (Brown et al. 2020, App. C): any 13-gram overlap, ignoring 13-grams that
+  occur in more than ``max_docs`` (10) training documents.
+- ``palm``  (Chowdhery et al. 2022, §8): ≥ 70 % of the example's 8-grams occur in the
+  corpus.
+- ``gpt4``  (OpenAI 2023, App. C): three 50-character substrings (spaces and symbols
+  removed) sampled from the example (the whole example if shorter); any match.
+  Needs an index built with ``--tokenizer chars --n 50``; otherwise unavailable.
+- ``llama2`` (Touvron et al. 2023, App. A.6): share of tokens inside matched spans of
+  ≥ 10 tokens; "dirty" at ≥ 80 % (flagged), "clean" below 20 %.
+- ``llama3`` (Dubey et al. 2024, §5.1.4): share of tokens inside matched 8-grams;
+  flagged at ≥ ``llama3`` (default 50 %; Meta tunes it per benchmark).
+- ``lmeval`` (lm-evaluation-harness decontamination): any 13-gram overlap.
+- ``default`` (ours): at least ``min_hash_matches`` (2) *rare* matched n-grams (found
+  in ≤ ``max_docs`` documents) at the smallest n, and either rare token coverage
+  ≥ 50 %, or a rare matched span ≥ 20 tokens, or (pattern view) rare pattern token
+  coverage ≥ 80 %. Rationale: requiring rare n-grams ignores boilerplate and
+  templates; two hash matches make a 64-bit collision negligible (≈1e-9 per
+  1,000-n-gram field); coverage or a long span catches verbatim and lightly edited
+  items, the pattern view catches items with swapped numbers and names.
+
+Verdict (coverage label): ``seen`` when the best of surface and pattern token
+coverage at the smallest n is ≥ ``seen`` (60 %), ``partial`` when ≥ ``partial``
+(20 %), else ``novel`` (teach explicitly); ``unassessable`` when the whole example
+has fewer tokens than the smallest n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from probe import kernels
+
+DEFINITIONS = ("default", "gpt2", "gpt3", "palm", "gpt4", "llama2", "llama3", "lmeval")
+VERDICTS = ("seen", "partial", "novel", "unassessable")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every number a verdict depends on; embedded in every report."""
+
+    max_docs: int = 10  # frequency-aware metrics ignore n-grams in more documents (GPT-3, lm-eval)
+    seen: float = 0.6
+    partial: float = 0.2
+    gpt2: float = 0.5
+    palm: float = 0.7
+    llama2_dirty: float = 0.8
+    llama2_clean: float = 0.2
+    llama2_min_span: int = 10
+    llama3: float = 0.5
+    default_coverage: float = 0.5
+    default_span: int = 20
+    default_pattern: float = 0.8
+    min_hash_matches: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NgramScores:
+    """Metrics of one (field, view, n) for every example of a batch (arrays of len E)."""
+
+    tokens: np.ndarray
+    ngrams: np.ndarray
+    matched: np.ndarray
+    matched_rare: np.ndarray
+    ngram_coverage: np.ndarray
+    token_coverage: np.ndarray
+    token_coverage_rare: np.ndarray
+    span_coverage: np.ndarray  # tokens in matched spans >= llama2_min_span tokens
+    longest: np.ndarray  # tokens
+    longest_first: np.ndarray  # global token index (into the batch's tokens), -1 if none
+    longest_last: np.ndarray
+    longest_rare: np.ndarray
+    max_count: np.ndarray
+    median_count: np.ndarray
+    max_docs: np.ndarray
+    first_match: np.ndarray  # index (into the batch's n-grams) where the longest match starts, -1
+
+
+def _per_doc_sum(values: np.ndarray, doc_ends: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` within each document's [start, end) range (empty → 0)."""
+    csum = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
+    starts = np.concatenate(([0], doc_ends[:-1])) if doc_ends.shape[0] else doc_ends
+    return csum[doc_ends] - csum[starts]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.zeros(num.shape[0], dtype=np.float64)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def score_ngrams(
+    counts: np.ndarray,
+    docs: np.ndarray,
+    positions: np.ndarray,
+    ngram_doc_ends: np.ndarray,
+    doc_token_ends: np.ndarray,
+    n: int,
+    thresholds: Thresholds,
+) -> NgramScores:
+    """Coverage, spans and frequency statistics of one field at one n, for a batch."""
+    e = ngram_doc_ends.shape[0]
+    tokens = np.diff(doc_token_ends, prepend=0)
+    ngrams = np.diff(ngram_doc_ends, prepend=0)
+    matched = counts > 0
+    rare = matched & (docs <= thresholds.max_docs)
+    n_matched = _per_doc_sum(matched, ngram_doc_ends)
+    n_rare = _per_doc_sum(rare, ngram_doc_ends)
+    best, first, last, covered, span_cov = kernels.field_spans(
+        matched, positions, ngram_doc_ends, doc_token_ends, n, thresholds.llama2_min_span)
+    best_r, _fr, _lr, covered_r, _sr = kernels.field_spans(
+        rare, positions, ngram_doc_ends, doc_token_ends, n, thresholds.llama2_min_span)
+    # max / median count and max docs over matched n-grams, per example
+    doc_of_ngram = np.repeat(np.arange(e), ngrams)
+    max_count = np.zeros(e, np.uint64)
+    max_docs = np.zeros(e, np.uint64)
+    median = np.zeros(e, np.float64)
+    if matched.any():
+        mi = doc_of_ngram[matched]
+        mc = counts[matched]
+        np.maximum.at(max_count, mi, mc)
+        np.maximum.at(max_docs, mi, docs[matched])
+        order = np.lexsort((mc, mi))
+        mi_s, mc_s = mi[order], mc[order].astype(np.float64)
+        starts = np.searchsorted(mi_s, np.arange(e), "left")
+        ends = np.searchsorted(mi_s, np.arange(e), "right")
+        has = ends > starts
+        lo = (starts + ends - 1) // 2
+        hi = (starts + ends) // 2
+        median[has] = (mc_s[lo[has]] + mc_s[hi[has]]) / 2
+    # where the longest match starts, as an n-gram index (for provenance lookups)
+    first_match = np.full(e, -1, np.int64)
+    has_best = first >= 0
+    if has_best.any():
+        # n-gram whose position equals the span's first token, within the example
+        ng_starts = np.concatenate(([0], ngram_doc_ends[:-1]))
+        for d in np.nonzero(has_best)[0]:  # per flagged example, not per n-gram
+            lo_, hi_ = ng_starts[d], ngram_doc_ends[d]
+            k = np.searchsorted(positions[lo_:hi_], first[d])
+            first_match[d] = lo_ + k
+    return NgramScores(
+        tokens=tokens, ngrams=ngrams, matched=n_matched, matched_rare=n_rare,
+        ngram_coverage=_ratio(n_matched, ngrams),
+        token_coverage=_ratio(_per_doc_sum(covered, doc_token_ends), tokens),
+        token_coverage_rare=_ratio(_per_doc_sum(covered_r, doc_token_ends), tokens),
+        span_coverage=_ratio(_per_doc_sum(span_cov, doc_token_ends), tokens),
+        longest=best, longest_first=first, longest_last=last, longest_rare=best_r,
+        max_count=max_count, median_count=median, max_docs=max_docs, first_match=first_match,
+    )
+
+
+def contamination(
+    surface: dict[int, NgramScores],
+    pattern: dict[int, NgramScores] | None,
+    chars50: NgramScores | None,
+    thresholds: Thresholds,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Booleans per definition (None-able via masks) and reasons for unavailable ones.
+
+    Returns ({definition: bool array}, {definition: why unavailable}). An example
+    that is unassessable for a definition (fewer tokens than its n) is False there
+    and counted as unassessable by the caller.
+    """
+    out: dict[str, np.ndarray] = {}
+    unavailable: dict[str, str] = {}
+    nmin = min(surface)
+    s = surface[nmin]
+    rare_enough = s.matched_rare >= thresholds.min_hash_matches
+    strong = (s.token_coverage_rare >= thresholds.default_coverage) | (s.longest_rare >= thresholds.default_span)
+    if pattern is not None and nmin in pattern:
+        strong |= pattern[nmin].token_coverage_rare >= thresholds.default_pattern
+    out["default"] = (s.ngrams > 0) & rare_enough & strong
+    if 8 in surface:
+        s8 = surface[8]
+        out["gpt2"] = (s8.ngrams > 0) & (s8.ngram_coverage >= thresholds.gpt2)
+        out["palm"] = (s8.ngrams > 0) & (s8.ngram_coverage >= thresholds.palm)
+        out["llama3"] = (s8.ngrams > 0) & (s8.token_coverage >= thresholds.llama3)
+    else:
+        for name in ("gpt2", "palm", "llama3"):
+            unavailable[name] = "needs n=8 in the index"
+    small = [n for n in surface if n <= thresholds.llama2_min_span]
+    if small:
+        sl = surface[max(small)]
+        out["llama2"] = (sl.ngrams > 0) & (sl.span_coverage >= thresholds.llama2_dirty)
+    else:
+        unavailable["llama2"] = f"needs an n <= {thresholds.llama2_min_span} in the index"
+    if 13 in surface:
+        s13 = surface[13]
+        out["gpt3"] = s13.matched_rare >= 1
+        out["lmeval"] = s13.matched >= 1
+    else:
+        unavailable["gpt3"] = unavailable["lmeval"] = "needs n=13 in the index"
+    if chars50 is not None:
+        out["gpt4"] = chars50.matched >= 1
+    else:
+        unavailable["gpt4"] = "needs an index built with --tokenizer chars --n 50"
+    return out, unavailable
+
+
+def llama2_class(span_coverage: np.ndarray, tokens_ok: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """Llama-2's four-way label: clean / not clean / not dirty / dirty."""
+    labels = np.where(span_coverage >= thresholds.llama2_dirty, "dirty",
+                      np.where(span_coverage < thresholds.llama2_clean, "clean",
+                               np.where(span_coverage >= 0.5, "not dirty", "not clean")))
+    return np.where(tokens_ok, labels, "unassessable")
+
+
+def verdicts(coverage: np.ndarray, assessable: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """seen / partial / novel from a coverage score; unassessable where too short."""
+    v = np.where(coverage >= thresholds.seen, "seen", np.where(coverage >= thresholds.partial, "partial", "novel"))
+    return np.where(assessable, v, "unassessable")
