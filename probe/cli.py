@@ -294,7 +294,7 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Coverage at or above which an example is 'seen'."),
         click.option("--partial", "partial_threshold", type=float, default=0.2, show_default=True,
                      help="Coverage at or above which an example is 'partial' (below: 'novel')."),
-        click.option("--batch-size", type=int, default=4096, show_default=True, help="Examples per batch."),
+        click.option("--batch-size", type=int, default=8192, show_default=True, help="Examples per batch."),
         click.option("--provenance-limit", type=int, default=200, show_default=True,
                      help="Flagged examples whose corpus document is read back for a snippet."),
         click.option("--verify", is_flag=True,
@@ -328,10 +328,10 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
         defs = ("default", *defs)  # the verdict's own definition is always computed
     return ScanConfig(
         thresholds=Thresholds(max_docs=max_docs, seen=seen_threshold, partial=partial_threshold),
-        definitions=defs, target_field=target_field, batch_examples=batch_size,
+        definitions=defs, target_field=target_field,
         provenance_limit=provenance_limit, verify=verify,
         dataset=DatasetOptions(schema=schema, field_map=tuple(pairs), id_field=id_field, group_by=group_by,
-                               strip_templates=not keep_templates),
+                               strip_templates=not keep_templates, batch_size=batch_size),
     )
 
 

@@ -106,6 +106,8 @@ class TextSpec:
         if not self.tokenizer.startswith("hf:"):
             return self
         path = Path(self.tokenizer[3:])
+        if path.is_dir():  # hf:DIR means DIR/tokenizer.json, as in load_hf_tokenizer
+            path = path / "tokenizer.json"
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as e:

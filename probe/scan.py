@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from probe import kernels
+from probe._alloc import tune_allocator
 from probe.errors import ConfigError, NothingAssessableError
 from probe.index.reader import IndexReader, LookupResult, open_index
 from probe.scoring import (
@@ -51,7 +52,6 @@ class ScanConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     definitions: tuple[str, ...] = DEFINITIONS
     target_field: str = "whole"  # field the contamination definitions and verdicts judge
-    batch_examples: int = 4096
     provenance_limit: int = 200  # flagged examples whose corpus source is read back
     verify: bool = False  # re-check hash matches against the corpus text
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
@@ -62,7 +62,7 @@ class ScanConfig:
             raise ConfigError(f"unknown definition(s) {bad}; choose from {', '.join(DEFINITIONS)}")
         if self.target_field not in SCAN_FIELDS:
             raise ConfigError(f"--target-field must be one of {', '.join(SCAN_FIELDS)}")
-        if self.batch_examples < 1:
+        if self.dataset.batch_size < 1:
             raise ConfigError("batch size must be >= 1")
 
 
@@ -128,6 +128,7 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
     """Scan ``dataset`` against the pinned latest snapshot of ``index_dir``."""
     config = config or ScanConfig()
     started = time.perf_counter()
+    tune_allocator()
     reader = open_index(index_dir)
     spec = reader.spec
     schema = detect_schema(dataset, config.dataset)
@@ -136,7 +137,6 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
     nmin = min(ns)
     has_pattern = "pattern" in spec.views
     chars50 = spec.tokenizer == "chars" and 50 in ns
-    thresholds = config.thresholds
     stats = DatasetReadStats()
     out_path = Path(out_dir) if out_dir is not None else None
     writer: pq.ParquetWriter | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -270,15 +271,33 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
 _PROGRESS_QUEUE: Any = None
 
 
-def _init_worker(queue: Any) -> None:
+def _init_worker(queue: Any, parent_pid: int | None = None) -> None:
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = queue
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     tune_allocator()
     # One thread per worker process: the pool already uses every core, and extra
     # pyarrow/rayon threads only add contention (measured slower, bench/RESULTS.md).
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """Exit this worker when the coordinator dies (e.g. ``kill -9``).
+
+    Pool workers hold both ends of their task queue's pipe, so they never see EOF
+    and would otherwise sleep forever (or keep writing orphan segments) after the
+    coordinator is killed. A daemon thread notices the re-parenting and exits.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="probe-parent-watch", daemon=True).start()
 
 
 def _run_task_in_worker(task: Task) -> dict[str, Any]:
@@ -330,6 +349,8 @@ def plan_tasks(
             continue
         seen[fp] = ref.uri
         committed = latest.shards.get(fp) if latest else None
+        if committed and committed.get("uri") != ref.uri:
+            duplicates.append((ref.uri, committed.get("uri")))  # same content, indexed under another path
         parts = shard_parts(ref, config.row_groups_per_part)
         if committed and committed.get("parts_total") != len(parts):
             raise ProbeError(f"{ref.uri}: committed with {committed.get('parts_total')} parts, now {len(parts)}; "
@@ -441,7 +462,7 @@ def _run_pool(tasks, workers, on_result, on_failure, progress) -> None:
     queue = ctx.Queue()
     pending: dict[Future, Task] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(queue,)) as pool:
+                             initargs=(queue, os.getpid())) as pool:
         try:
             for task in tasks:
                 pending[pool.submit(_run_task_in_worker, task)] = task

@@ -240,14 +240,23 @@ class Snapshot:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: Path) -> Snapshot:
         try:
+            # The version comes first: a newer format may checksum differently, and
+            # "written by a newer probe" is the message that tells the user what to do.
+            version = data.get("format_version")
+            if data.get("format") != FORMAT_NAME or version != FORMAT_VERSION:
+                newer = isinstance(version, int) and version > FORMAT_VERSION
+                raise IndexFormatError(
+                    f"{source}: snapshot format {data.get('format')!r} v{version!r}; "
+                    f"this probe reads {FORMAT_NAME} v{FORMAT_VERSION}"
+                    + (" (index written by a newer probe: upgrade probe)" if newer else "")
+                )
             body = {k: v for k, v in data.items() if k != "checksum"}
             if data.get("checksum") != xxhash.xxh3_128_hexdigest(canonical_json(body)):
                 raise IndexFormatError(f"{source}: snapshot checksum mismatch (corrupt or edited)")
-            if data.get("format") != FORMAT_NAME or data.get("format_version") != FORMAT_VERSION:
-                raise IndexFormatError(
-                    f"{source}: snapshot format {data.get('format')!r} v{data.get('format_version')!r}; "
-                    f"this probe reads {FORMAT_NAME} v{FORMAT_VERSION}"
-                )
+            segments, shards = data["segments"], data["shards"]
+            if not (isinstance(segments, list) and all(isinstance(x, dict) for x in segments)
+                    and isinstance(shards, dict) and all(isinstance(x, dict) for x in shards.values())):
+                raise IndexFormatError(f"{source}: malformed snapshot: segments/shards have the wrong types")
             return cls(
                 number=int(data["snapshot"]),
                 segments=list(data["segments"]),
@@ -296,7 +305,7 @@ def read_snapshot(root: Path, number: int) -> Snapshot:
         data = json.loads(path.read_bytes())
     except FileNotFoundError as e:
         raise IndexMissingError(f"{path}: snapshot {number} does not exist") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise IndexFormatError(f"{path}: unreadable or truncated snapshot: {e}") from e
     if not isinstance(data, dict):
         raise IndexFormatError(f"{path}: malformed snapshot (not an object)")

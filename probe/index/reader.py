@@ -51,13 +51,62 @@ class LookupResult:
         return self.doc_keys[self.sample_offsets[i]:self.sample_offsets[i + 1]]
 
 
-class IndexReader:
-    """A pinned, read-only view of one snapshot of an index."""
+@dataclass
+class _LoadedTable:
+    """One n-gram file in memory: sorted hashes, counts, docs, and the ragged doc sample."""
 
-    def __init__(self, root: Path, spec: TextSpec, snapshot: fmt.Snapshot) -> None:
+    hashes: np.ndarray
+    counts: np.ndarray
+    docs: np.ndarray
+    sample_offsets: np.ndarray | None
+    sample_values: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        extra = 0 if self.sample_offsets is None else self.sample_offsets.nbytes + self.sample_values.nbytes
+        return self.hashes.nbytes + self.counts.nbytes + self.docs.nbytes + extra
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name)
+    return np.ascontiguousarray(col.combine_chunks().to_numpy() if col.num_chunks != 1 else col.chunk(0).to_numpy())
+
+
+def _expand(q: int, inverse: np.ndarray, counts: np.ndarray, docs: np.ndarray, complete: np.ndarray,
+            sample_parts: list, n_queries: int) -> LookupResult:
+    """Map results of the unique sorted queries back to the caller's order."""
+    if not sample_parts:
+        return LookupResult(counts[inverse], docs[inverse], np.zeros(n_queries + 1, np.int64),
+                            np.empty(0, np.uint64), complete[inverse])
+    qidx = np.concatenate([p[0] for p in sample_parts])
+    keys = np.concatenate([p[1] for p in sample_parts])
+    order = np.lexsort((keys, qidx))
+    qidx, keys = qidx[order], keys[order]
+    per_u = np.bincount(qidx, minlength=q).astype(np.int64)
+    u_off = np.zeros(q + 1, np.int64)
+    np.cumsum(per_u, out=u_off[1:])
+    per_q = per_u[inverse]
+    q_off = np.zeros(n_queries + 1, np.int64)
+    np.cumsum(per_q, out=q_off[1:])
+    total = int(q_off[-1])
+    src = np.repeat(u_off[:-1][inverse] - q_off[:-1], per_q) + np.arange(total)
+    return LookupResult(counts[inverse], docs[inverse], q_off, keys[src], complete[inverse])
+
+
+class IndexReader:
+    """A pinned, read-only view of one snapshot of an index.
+
+    ``memory_bytes`` bounds how much of the index it keeps loaded between lookups;
+    files beyond it are streamed bucket range by bucket range on every lookup.
+    """
+
+    def __init__(self, root: Path, spec: TextSpec, snapshot: fmt.Snapshot, memory_bytes: int = 4 << 30) -> None:
         self.root = root
         self.spec = spec
         self.snapshot = snapshot
+        self.memory_bytes = memory_bytes
+        self._tables: dict[str, _LoadedTable] = {}
+        self._cached_bytes = 0
 
     @cached_property
     def manifests(self) -> list[dict[str, Any]]:
@@ -76,12 +125,45 @@ class IndexReader:
                     out.append((si, entry))
         return out
 
+    def _load_table(self, entry: dict[str, Any], want_samples: bool) -> _LoadedTable | None:
+        """Load one n-gram file (cached) when it fits the memory budget, else None.
+
+        The doc-sample column is loaded only when a lookup wants samples (the scan
+        asks for them at one n only).
+        """
+        key = entry["path"]
+        loaded = self._tables.get(key)
+        if loaded is None:
+            if self._cached_bytes + entry["rows"] * 20 > self.memory_bytes:
+                return None
+            table = self._read(entry, ["hash", "count", "docs"])
+            loaded = _LoadedTable(_column(table, "hash"), _column(table, "count"), _column(table, "docs"), None, None)
+            self._tables[key] = loaded
+            self._cached_bytes += loaded.nbytes
+        if want_samples and loaded.sample_offsets is None and self.spec.doc_sample_k:
+            if self._cached_bytes + entry["rows"] * 10 > self.memory_bytes:
+                return None
+            col = self._read(entry, ["doc_sample"]).column("doc_sample").combine_chunks()
+            offsets = np.asarray(col.offsets, dtype=np.int64)
+            loaded.sample_values = np.asarray(col.values, dtype=np.uint32)[offsets[0]:offsets[-1]]
+            loaded.sample_offsets = offsets - offsets[0]
+            self._cached_bytes += loaded.sample_values.nbytes + loaded.sample_offsets.nbytes
+        return loaded
+
+    def _read(self, entry: dict[str, Any], columns: list[str]) -> pa.Table:
+        pf = open_parquet(self.root, entry)
+        try:
+            return pf.read(columns=columns)
+        except (pa.ArrowException, OSError) as e:
+            raise IndexFormatError(f"index file {self.root / entry['path']} is corrupt: {e}") from e
+
     def lookup(self, view: str, n: int, hashes: np.ndarray, with_samples: bool = True) -> LookupResult:
         """Counts, doc frequencies and doc samples for every query hash, in query order.
 
-        Queries are deduplicated and sorted once; each segment file is read bucket
-        range by bucket range (row groups), binary-searched with numpy, and only the
-        matched rows' counts and samples are materialized.
+        Queries are deduplicated and sorted once. Each segment file is loaded whole
+        into memory the first time (and reused by later batches) when it fits the
+        reader's memory budget, else streamed bucket range by bucket range (row
+        groups); either way a sorted binary search (numpy) finds the rows.
         """
         hashes = np.asarray(hashes, dtype=np.uint64)
         uniq, inverse = np.unique(hashes, return_inverse=True)
@@ -90,66 +172,67 @@ class IndexReader:
         docs = np.zeros(q, np.uint64)
         complete = np.ones(q, bool)
         k = self.spec.doc_sample_k
+        want = k > 0 and with_samples
         sample_parts: list[tuple[np.ndarray, np.ndarray]] = []  # (query idx, doc key)
-        bits = self.spec.bucket_bits
-        shift = np.uint64(64 - bits) if bits else None
-        qb = (uniq >> shift).astype(np.int64) if shift is not None else np.zeros(q, np.int64)
         for si, entry in self.ngram_entries(view, n):
             if q == 0:
                 break
-            groups = entry["row_groups"]
-            # read row groups in batches of ~16 so memory stays bounded by a bucket range
-            for g0 in range(0, len(groups), 16):
-                sel = list(range(g0, min(len(groups), g0 + 16)))
-                lo_b, hi_b = groups[sel[0]][0], groups[sel[-1]][1]
-                qlo, qhi = np.searchsorted(qb, lo_b, "left"), np.searchsorted(qb, hi_b, "right")
-                if qhi <= qlo:
-                    continue
-                part = read_ngram_row_groups(self.root, entry, k, sel, columns=["hash"])
-                table_h = part.hashes
-                qs = uniq[qlo:qhi]
-                pos = np.searchsorted(table_h, qs)
-                pos_c = np.minimum(pos, max(0, table_h.shape[0] - 1))
-                hit = (pos < table_h.shape[0]) & (table_h[pos_c] == qs) if table_h.shape[0] else np.zeros(len(qs), bool)
-                if not hit.any():
-                    continue
-                cols = ["count", "docs"] + (["doc_sample"] if (k > 0 and with_samples) else [])
-                full = read_ngram_row_groups(self.root, entry, k, sel, columns=["hash", *cols])
-                rows = pos[hit]
-                qi = np.nonzero(hit)[0] + qlo
-                counts[qi] += full.counts[rows]
-                d = full.docs[rows]
-                docs[qi] += d
-                if k > 0 and with_samples:
-                    complete[qi] &= d <= k
-                    s = full.samples[rows]
-                    valid = s != EMPTY32
-                    rr, cc = np.nonzero(valid)
-                    keys = (np.uint64(si) << np.uint64(32)) | s[rr, cc].astype(np.uint64)
-                    sample_parts.append((qi[rr], keys))
-        if k == 0 or not with_samples:
+            table = self._load_table(entry, want)
+            if table is not None:
+                self._probe_table(si, table, uniq, 0, counts, docs, complete, sample_parts, want)
+                continue
+            self._lookup_streaming(si, entry, uniq, counts, docs, complete, sample_parts, want)
+        if not want:
             complete[:] = counts == 0
-        if sample_parts:
-            qidx = np.concatenate([p[0] for p in sample_parts])
-            keys = np.concatenate([p[1] for p in sample_parts])
-        else:
-            qidx = np.empty(0, np.int64)
-            keys = np.empty(0, np.uint64)
-        # expand from unique queries back to the caller's order
-        order = np.lexsort((keys, qidx))
-        qidx, keys = qidx[order], keys[order]
-        per_u = np.bincount(qidx, minlength=q).astype(np.int64)
-        u_off = np.zeros(q + 1, np.int64)
-        np.cumsum(per_u, out=u_off[1:])
-        per_q = per_u[inverse]
-        q_off = np.zeros(hashes.shape[0] + 1, np.int64)
-        np.cumsum(per_q, out=q_off[1:])
-        if keys.shape[0]:
-            src = np.repeat(u_off[:-1][inverse], per_q) + (np.arange(q_off[-1]) - np.repeat(q_off[:-1], per_q))
-            out_keys = keys[src]
-        else:
-            out_keys = keys
-        return LookupResult(counts[inverse], docs[inverse], q_off, out_keys, complete[inverse])
+        return _expand(uniq.shape[0], inverse, counts, docs, complete, sample_parts, hashes.shape[0])
+
+    def _probe_table(self, si: int, table: _LoadedTable, qs: np.ndarray, qlo: int, counts: np.ndarray,
+                     docs: np.ndarray, complete: np.ndarray, sample_parts: list, want: bool) -> None:
+        th = table.hashes
+        if not th.shape[0]:
+            return
+        pos = np.searchsorted(th, qs)
+        pos_c = np.minimum(pos, th.shape[0] - 1)
+        hit = th[pos_c] == qs
+        if not hit.any():
+            return
+        rows = pos_c[hit]
+        qi = np.nonzero(hit)[0] + qlo
+        counts[qi] += table.counts[rows]
+        d = table.docs[rows]
+        docs[qi] += d
+        if want and table.sample_offsets is not None:
+            complete[qi] &= d <= self.spec.doc_sample_k
+            starts = table.sample_offsets[rows]
+            lengths = table.sample_offsets[rows + 1] - starts
+            total = int(lengths.sum())
+            if total:
+                run_starts = np.cumsum(lengths) - lengths
+                idx = np.repeat(starts - run_starts, lengths) + np.arange(total)
+                keys = (np.uint64(si) << np.uint64(32)) | table.sample_values[idx].astype(np.uint64)
+                sample_parts.append((np.repeat(qi, lengths), keys))
+
+    def _lookup_streaming(self, si: int, entry: dict[str, Any], uniq: np.ndarray, counts: np.ndarray,
+                          docs: np.ndarray, complete: np.ndarray, sample_parts: list, want: bool) -> None:
+        """Bounded-memory path: read row groups 16 at a time (a bucket range)."""
+        k = self.spec.doc_sample_k
+        bits = self.spec.bucket_bits
+        qb = (uniq >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(uniq.shape[0], np.int64)
+        groups = entry["row_groups"]
+        for g0 in range(0, len(groups), 16):
+            sel = list(range(g0, min(len(groups), g0 + 16)))
+            lo_b, hi_b = groups[sel[0]][0], groups[sel[-1]][1]
+            qlo, qhi = int(np.searchsorted(qb, lo_b, "left")), int(np.searchsorted(qb, hi_b, "right"))
+            if qhi <= qlo:
+                continue
+            cols = ["hash", "count", "docs"] + (["doc_sample"] if want else [])
+            part = read_ngram_row_groups(self.root, entry, k, sel, columns=cols)
+            table = _LoadedTable(part.hashes, part.counts, part.docs, None, None)
+            if want:
+                valid = part.samples != EMPTY32
+                table.sample_offsets = np.concatenate(([0], np.cumsum(valid.sum(axis=1)))).astype(np.int64)
+                table.sample_values = part.samples[valid]
+            self._probe_table(si, table, uniq[qlo:qhi], qlo, counts, docs, complete, sample_parts, want)
 
     def documents(self, doc_keys: np.ndarray) -> list[dict[str, Any]]:
         """Provenance of documents by key: shard uri, row, id, source, tokens."""

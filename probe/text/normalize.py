@@ -16,6 +16,7 @@ JSON escapes) are replaced by U+FFFD so that later UTF encodings cannot fail.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 
@@ -23,9 +24,12 @@ NORMALIZERS = ("nfkc_casefold", "nfkc", "none")
 UNICODE_VERSION: str = unicodedata.unidata_version
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _replace_surrogates(text: str) -> str:
-    # encode/decode round trip is the fastest stdlib way to replace lone surrogates.
-    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(text) else text
+    # (an encode/decode round trip with "replace" would give "?", not U+FFFD as documented)
+    return _SURROGATE.sub("\ufffd", text) if _has_surrogate(text) else text
 
 
 def _has_surrogate(text: str) -> bool:

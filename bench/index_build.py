@@ -1,0 +1,514 @@
+"""Index-build throughput: end to end vs each stage alone vs a plain ``re.findall`` pass, in one run.
+
+What it measures (all on the same shards, page cache warm after the first pass):
+
+1. baseline: single-process ``re.findall(r"\\w+", text.lower())`` over every document's text
+   (read with pyarrow ``iter_batches``, column ``text``; the read is timed separately and
+   excluded from the baseline rate, which makes the target stricter);
+2. each build stage alone, single process, over ALL shards, mirroring
+   ``probe.index.build.run_task`` part by part with the default ``TextSpec()``:
+   read (``read_shard``), normalize+tokenize (``Tokenizer.tokenize``), hash
+   (``kernels.ngram_hashes`` + ``dedupe_per_doc`` for every n), aggregate (concatenate one
+   part's rows + ``segment.aggregate_doc_rows``), write (``segment.write_ngram_file``, fsync
+   included, into a temp dir on the same filesystem as the index);
+3. end to end: ``python -m probe index build SHARDS --index TMP --workers W --silent --format json``
+   as a subprocess (default spec, default ``--memory``), for W = --workers (repeated) and W = 1,
+   with the process tree's RSS polled every 50 ms and wait4() rusage (CPU, max single RSS, faults);
+4. spill: the same build with ``--memory`` 10x smaller than the default run's peak RSS, so buffers
+   spill sorted runs to disk; throughput ratio vs the default run, peak RSS vs that budget, and a
+   check that both runs produced the same rows.
+
+Prints a Markdown report and writes it to bench/RESULTS.md under "## Index build" (other sections
+are kept; text below the KEEP marker inside the section is kept too).
+
+    .venv/bin/python bench/index_build.py                 # ~4 minutes on 2 vCPUs
+    .venv/bin/python bench/index_build.py --out /tmp/ib.json --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import (  # noqa: E402
+    REPO_ROOT,
+    RESULTS_MD,
+    Stopwatch,
+    command_line,
+    fmt_bytes,
+    fmt_rate,
+    machine_info,
+    md_table,
+    run_measured,
+    write_section,
+)
+
+HEADING = "Index build"
+KEEP_MARKER = "<!-- index_build.py: text below this line is kept when the section is regenerated -->"
+DEFAULT_CORPUS = "../shared/data/corpus/shards"
+TARGET_FACTOR = 0.4
+MIB = 1 << 20
+
+
+# --------------------------------------------------------------------------- helpers
+def _rate(units: float, seconds: float) -> float | None:
+    return units / seconds if seconds > 0 else None
+
+
+def _ns(seconds: float, units: float) -> float | None:
+    return seconds / units * 1e9 if units else None
+
+
+def parse_size(text: str) -> int:
+    from probe.config import parse_size as _p
+
+    return _p(text)
+
+
+def _mem_arg(nbytes: int) -> str:
+    return f"{max(1, -(-nbytes // MIB))}M"  # whole MiB, rounded up
+
+
+# --------------------------------------------------------------------------- 1. baseline
+def run_baseline(shards: list[Path]) -> dict[str, Any]:
+    """Plain Python: re.findall(r"\\w+", text.lower()) over every text (read excluded from the rate)."""
+    import pyarrow.parquet as pq
+
+    pattern = re.compile(r"\w+")
+    read = Stopwatch()
+    work = Stopwatch()
+    words = 0
+    nbytes = 0
+    docs = 0
+    for path in shards:
+        pf = pq.ParquetFile(path)
+        it = pf.iter_batches(batch_size=8192, columns=["text"])
+        while True:
+            with read:
+                rb = next(it, None)
+                texts = rb.column(0).to_pylist() if rb is not None else None
+            if texts is None:
+                break
+            with work:
+                for t in texts:
+                    if t is None:
+                        continue
+                    words += len(pattern.findall(t.lower()))
+            nbytes += sum(len(t.encode("utf-8")) for t in texts if t is not None)
+            docs += len(texts)
+    return {"words": words, "bytes": nbytes, "docs": docs, "read_seconds": read.seconds,
+            "seconds": work.seconds, "words_per_s": _rate(words, work.seconds),
+            "mb_per_s": _rate(nbytes / 1e6, work.seconds),
+            "words_per_s_incl_read": _rate(words, work.seconds + read.seconds)}
+
+
+# --------------------------------------------------------------------------- 2. stages alone
+def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
+    """Each stage of run_task alone, single process, over every part of every shard."""
+    import numpy as np
+
+    from probe import kernels
+    from probe._alloc import tune_allocator
+    from probe.config import BuildConfig, TextSpec
+    from probe.index import segment
+    from probe.sources.corpus import ReaderOptions, ShardReadStats, discover_shards, read_shard, shard_parts
+    from probe.text.tokenizers import Tokenizer, char_classes, encode_codepoints
+
+    tune_allocator()  # the build's workers do this too
+    spec = TextSpec()
+    cfg = BuildConfig()
+    reader = ReaderOptions(text_field=cfg.text_field, batch_docs=cfg.batch_docs, batch_bytes=cfg.batch_bytes)
+    tok = Tokenizer(spec)
+
+    # One-time per-process setup (each build worker pays it once): LUT + numba cache loads.
+    t0 = time.perf_counter()
+    char_classes()
+    warm = tok.tokenize(["Warm up the kernels: one two three four five six seven eight nine ten eleven twelve "
+                         "thirteen fourteen."] * 3)
+    for n in spec.ns:
+        h, de, _ = kernels.ngram_hashes(warm.token_hashes, warm.doc_token_ends, n, spec.sample_mod)
+        uh, uc, ud = kernels.dedupe_per_doc(h, de, 0)
+        segment.aggregate_doc_rows(uh, uc, ud, spec.doc_sample_k, spec.bucket_bits)
+    setup_seconds = time.perf_counter() - t0
+
+    shards = discover_shards([str(corpus)])
+    parts = [(ref, part) for ref in shards for part in shard_parts(ref, cfg.row_groups_per_part)]
+    lut = char_classes()
+
+    t_read, t_tok, t_hash, t_agg, t_write = Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch()
+    t_norm, t_enc, t_kern, t_ngram, t_dedupe = Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch()
+    nbytes = docs = tokens = hash_windows = rows_out = agg_in = agg_out = written_bytes = 0
+    task_need = []  # per part: raw rows x 4, the buffer need as _Buffers estimates it
+    out_root = tmp / "stage-write"
+    # Part by part, like the build's tasks (so memory is reused the same way), but each stage runs
+    # over the whole part on its own before the next stage starts, and is timed alone.
+    for i, (ref, part) in enumerate(parts):
+        # read
+        stats = ShardReadStats()
+        it = read_shard(ref, reader, stats, part)
+        batches = []
+        while True:
+            with t_read:
+                b = next(it, None)
+            if b is None:
+                break
+            batches.append(b)
+        nbytes += stats.bytes_read
+        docs += sum(len(b.texts) for b in batches)
+
+        # normalize + tokenize (the stage as the build runs it)
+        tbs = []
+        for b in batches:
+            with t_tok:
+                tb = tok.tokenize(b.texts)
+            tbs.append(tb)
+            tokens += tb.num_tokens
+
+        # breakdown of that stage (a second pass, same data): normalize / encode code points / kernel
+        for b in batches:
+            with t_norm:
+                norm = tok.normalize(b.texts)
+            with t_enc:
+                cps, doc_ends = encode_codepoints(norm)
+            with t_kern:
+                kernels.tokenize_words(cps, doc_ends, lut, spec.seed, False)
+            del norm, cps, doc_ends
+        del batches
+
+        # hash: n-gram hashes + per-document dedupe, for every n (ngram_hashes / dedupe split out)
+        rows: dict[int, list[tuple[Any, Any, Any]]] = {n: [] for n in spec.ns}
+        n_docs = 0
+        for tb in tbs:
+            for n in spec.ns:
+                with t_hash, t_ngram:
+                    h, de, _pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, spec.sample_mod)
+                with t_hash, t_dedupe:
+                    uh, uc, ud = kernels.dedupe_per_doc(h, de, n_docs)
+                rows[n].append((uh, uc, ud))
+                hash_windows += h.shape[0]
+                rows_out += uh.shape[0]
+                del h, de, _pos
+            n_docs += tb.num_docs
+        del tbs
+        task_need.append(4 * sum(a.nbytes + b.nbytes + c.nbytes for rs in rows.values() for a, b, c in rs))
+
+        # aggregate (concatenate the part's rows + aggregate_doc_rows), then write that table
+        for n in spec.ns:
+            rs = rows.pop(n)
+            with t_agg:
+                h = np.concatenate([r[0] for r in rs]) if len(rs) > 1 else rs[0][0]
+                c = np.concatenate([r[1] for r in rs]) if len(rs) > 1 else rs[0][1]
+                d = np.concatenate([r[2] for r in rs]) if len(rs) > 1 else rs[0][2]
+                del rs
+                agg = segment.aggregate_doc_rows(h, c, d, spec.doc_sample_k, spec.bucket_bits)
+            agg_in += h.shape[0]
+            agg_out += len(agg)
+            del h, c, d
+            with t_write:
+                wf = segment.write_ngram_file(out_root, f"part-{i:03d}/n={n}.parquet", iter([agg]),
+                                              spec.doc_sample_k, spec.bucket_bits)
+            written_bytes += wf.bytes
+            del agg
+        shutil.rmtree(out_root / f"part-{i:03d}", ignore_errors=True)
+    gc.collect()
+
+    def stage(name: str, seconds: float, units: float | None = None, unit: str | None = None,
+              note: str = "") -> dict[str, Any]:
+        return {"stage": name, "seconds": seconds, "tokens_per_s": _rate(tokens, seconds),
+                "ns_per_token": _ns(seconds, tokens), "mb_per_s": _rate(nbytes / 1e6, seconds),
+                "units": units, "unit": unit, "units_per_s": _rate(units, seconds) if units else None,
+                "note": note}
+
+    stages = [
+        stage("read", t_read.seconds, docs, "docs", "read_shard: Parquet record batches → list[str]"),
+        stage("normalize+tokenize", t_tok.seconds, tokens, "tokens", "Tokenizer.tokenize, default TextSpec()"),
+        stage("hash", t_hash.seconds, hash_windows, "n-gram windows",
+              "ngram_hashes + dedupe_per_doc, n = " + ",".join(map(str, spec.ns))),
+        stage("aggregate", t_agg.seconds, agg_in, "rows in", "concatenate + aggregate_doc_rows, per part per n"),
+        stage("write", t_write.seconds, agg_out, "rows out", "write_ngram_file (zstd-1, DELTA hash, fsync)"),
+    ]
+    breakdown = [
+        stage("· normalize", t_norm.seconds, note="Tokenizer.normalize (nfkc_casefold; ASCII → lower())"),
+        stage("· encode code points", t_enc.seconds, note="encode_codepoints (utf-8 join + decode kernel)"),
+        stage("· tokenize kernel", t_kern.seconds, note="kernels.tokenize_words"),
+        stage("· ngram_hashes", t_ngram.seconds, hash_windows, "n-gram windows"),
+        stage("· dedupe_per_doc", t_dedupe.seconds, hash_windows, "n-gram windows"),
+    ]
+    return {"tokens": tokens, "docs": docs, "bytes": nbytes, "parts": len(parts), "shards": len(shards),
+            "setup_seconds": setup_seconds, "stages": stages, "breakdown": breakdown,
+            "hash_windows": hash_windows, "rows_after_dedupe": rows_out, "aggregate_rows_in": agg_in,
+            "aggregate_rows_out": agg_out, "written_bytes": written_bytes, "task_need_bytes": task_need}
+
+
+# --------------------------------------------------------------------------- 3/4. end to end
+def _index_rows(index: Path) -> dict[str, dict[str, int]]:
+    """Rows and count sums per n over every segment manifest (to compare two builds)."""
+    out: dict[str, dict[str, int]] = {}
+    for man in sorted(index.glob("segments/*/manifest.json")):
+        for f in json.loads(man.read_text())["files"]:
+            key = f"{f['view']}/n={f['n']}"
+            acc = out.setdefault(key, {"rows": 0, "count_sum": 0, "bytes": 0})
+            acc["rows"] += f["rows"]
+            acc["count_sum"] += f["count_sum"]
+            acc["bytes"] += f["bytes"]
+    return out
+
+
+def run_build(corpus: Path, tmp: Path, workers: int, memory: str | None, label: str,
+              child_env: dict[str, str]) -> dict[str, Any]:
+    index = tmp / f"index-{label}"
+    cmd = [sys.executable, "-m", "probe", "index", "build", str(corpus), "--index", str(index),
+           "--workers", str(workers), *(["--memory", memory] if memory else []), "--silent", "--format", "json"]
+    spill_runs: dict[str, int] = {}  # spill run dir -> bytes (last seen)
+    tmp_dir = index / "tmp"
+
+    def watch_spills(_sample: Any) -> None:
+        try:
+            for run in tmp_dir.glob("*/run-*"):
+                spill_runs[f"{run.parent.name}/{run.name}"] = sum(p.stat().st_size for p in run.iterdir())
+        except OSError:
+            pass  # a task finished and removed its spill dir while we looked
+
+    env = {**os.environ, **child_env}
+    res = run_measured(cmd, cwd=REPO_ROOT, env=env, interval=0.05, on_sample=watch_spills)
+    if res.returncode != 0:
+        raise SystemExit(f"build {label} failed ({res.returncode}):\n{res.stderr[-4000:]}")
+    summary = json.loads(res.stdout)
+    tokens, nbytes = summary["tokens"], summary["bytes"]
+    cores = max(1, min(workers, os.cpu_count() or 1))
+    cpu = res.user_seconds + res.sys_seconds
+    out = {
+        "label": label, "workers": workers, "memory": memory or "4G (default)",
+        "memory_bytes": parse_size(memory or "4G"), "cmd": " ".join(cmd),
+        "wall_seconds": res.wall_seconds, "build_seconds": summary["seconds"],
+        "tokens": tokens, "bytes": nbytes, "docs": summary["docs"],
+        "tokens_per_s": tokens / res.wall_seconds, "mb_per_s": nbytes / 1e6 / res.wall_seconds,
+        "tokens_per_s_per_core": tokens / res.wall_seconds / cores,
+        "mb_per_s_per_core": nbytes / 1e6 / res.wall_seconds / cores,
+        "tokens_per_cpu_s": tokens / cpu if cpu else None,
+        "user_seconds": res.user_seconds, "sys_seconds": res.sys_seconds,
+        "cpu_utilization": cpu / res.wall_seconds,
+        "peak_rss_tree_bytes": res.tree.peak_tree_bytes, "peak_rss_single_polled_bytes": res.tree.peak_single_bytes,
+        "maxrss_single_wait4_bytes": res.maxrss_single_bytes, "rss_samples": res.tree.samples,
+        "minor_faults": res.minor_faults, "major_faults": res.major_faults,
+        "phases_cpu_seconds": summary["phases"], "spill_runs": len(spill_runs), "spill_bytes": sum(spill_runs.values()),
+        "index_files": _index_rows(index),
+    }
+    shutil.rmtree(index, ignore_errors=True)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+def render(info: dict[str, Any], base: dict[str, Any], st: dict[str, Any], e2e: list[dict[str, Any]],
+           one: dict[str, Any], spill: dict[str, Any], workers: int) -> tuple[str, dict[str, Any]]:
+    b_rate = base["words_per_s"]
+    tokens = st["tokens"]
+    main = sorted(e2e, key=lambda r: r["tokens_per_s"])[len(e2e) // 2]  # median run
+    target = TARGET_FACTOR * b_rate * workers
+    verdict = {"target_tokens_per_s": target, "measured_tokens_per_s": main["tokens_per_s"],
+               "ratio": main["tokens_per_s"] / target, "met": main["tokens_per_s"] >= target,
+               "rss_met": main["peak_rss_tree_bytes"] <= main["memory_bytes"]}
+    stage_sum = sum(s["seconds"] for s in st["stages"])
+    slowest = max(st["stages"], key=lambda s: s["seconds"])
+
+    rows = [["baseline `re.findall(r\"\\w+\", text.lower())`, 1 process",
+             fmt_rate(b_rate), f"{_ns(base['seconds'], base['words']):.0f}", f"{base['mb_per_s']:.1f}", "1.00",
+             f"{base['words']:,} words in {base['seconds']:.2f} s (read {base['read_seconds']:.2f} s excluded)"]]
+    for s in st["stages"] + st["breakdown"]:
+        detail = s["note"]
+        if s["units_per_s"]:
+            detail = f"{fmt_rate(s['units_per_s'])} {s['unit']}/s; {detail}"
+        rows.append([s["stage"], fmt_rate(s["tokens_per_s"]), f"{s['ns_per_token']:.1f}", f"{s['mb_per_s']:.1f}",
+                     f"{s['tokens_per_s'] / b_rate:.2f}", f"{s['seconds']:.2f} s; {detail}"])
+    rows.append(["**sum of the 5 stages (serial, 1 core)**", fmt_rate(_rate(tokens, stage_sum)),
+                 f"{_ns(stage_sum, tokens):.0f}", f"{st['bytes'] / 1e6 / stage_sum:.1f}",
+                 f"{tokens / stage_sum / b_rate:.2f}",
+                 f"{stage_sum:.2f} s; ×{workers} cores if perfectly parallel: {fmt_rate(workers * tokens / stage_sum)}/s"])
+    for r in [*e2e, one, spill]:
+        rows.append([f"**end to end** `--workers {r['workers']}` `--memory {r['memory']}`"
+                     + (" (spilling)" if r is spill else ""),
+                     fmt_rate(r["tokens_per_s"]), f"{_ns(r['wall_seconds'], r['tokens']):.0f}",
+                     f"{r['mb_per_s']:.1f}", f"{r['tokens_per_s'] / b_rate:.2f}",
+                     f"{r['wall_seconds']:.2f} s wall; per core {fmt_rate(r['tokens_per_s_per_core'])} tok/s, "
+                     f"{r['mb_per_s_per_core']:.1f} MB/s; CPU {r['user_seconds']:.1f} user + {r['sys_seconds']:.1f} "
+                     f"sys s ({r['cpu_utilization']:.2f} cores busy)"])
+
+    rss_rows = []
+    for r in [*e2e, one, spill]:
+        rss_rows.append([f"`--workers {r['workers']}` `--memory {r['memory']}`", fmt_bytes(r["memory_bytes"]),
+                         fmt_bytes(r["peak_rss_tree_bytes"]), fmt_bytes(r["maxrss_single_wait4_bytes"]),
+                         f"{r['peak_rss_tree_bytes'] / r['memory_bytes']:.2f}",
+                         "yes" if r["peak_rss_tree_bytes"] <= r["memory_bytes"] else "**no**",
+                         f"{r['spill_runs']} ({fmt_bytes(r['spill_bytes'])})", f"{r['minor_faults']:,}"])
+
+    e2e_rates = [r["tokens_per_s"] for r in e2e]
+    same_rows = spill["index_files"] == main["index_files"]
+    lines = [
+        f"Measured {info['date']} by `bench/index_build.py` (one run, all numbers below from it).",
+        "",
+        f"Command: `{info['command']}`",
+        "",
+        f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, kernel {info['kernel']}, "
+        f"THP `{info['thp']}`; Python {info['python']}, numpy {info['numpy']}, pyarrow {info['pyarrow']}, "
+        f"numba {info['numba']}; repo {info['git_commit']}.",
+        "",
+        f"Corpus: `{info['corpus']}` — {st['shards']} shards, {st['parts']} parts (2 row groups each), "
+        f"{st['docs']:,} docs, {st['bytes'] / 1e6:.1f} MB of text, {tokens:,} probe tokens "
+        f"(baseline `\\w+` words: {base['words']:,}). Default spec: nfkc_casefold, words, surface view, n = 8,13, "
+        f"doc_sample_k 4, 256 buckets. Page cache warm for every pass.",
+        "",
+        "Stages run alone in one process over all parts (all data, no sampling), in the build's order and "
+        "with its batch sizes; `tokens/s` and `ns/token` are per corpus token for every stage so the rows add up; "
+        "`vs baseline` = tokens/s ÷ the baseline's words/s. End-to-end rows are wall time of the whole "
+        "`python -m probe index build` process (interpreter start, shard fingerprinting, worker spawn included).",
+        "",
+        md_table(["stage", "tokens/s", "ns/token", "MB/s", "vs baseline", "detail"], rows),
+        "",
+        f"**Target: ≥ {TARGET_FACTOR} × baseline × {workers} = {TARGET_FACTOR} × {fmt_rate(b_rate)} × {workers} = "
+        f"{fmt_rate(target)} tokens/s → {'met' if verdict['met'] else 'NOT met'} "
+        f"({fmt_rate(main['tokens_per_s'])} tokens/s, median of {len(e2e)} runs "
+        f"[{', '.join(fmt_rate(x) for x in e2e_rates)}]; ratio {verdict['ratio']:.2f} of target, "
+        f"{main['tokens_per_s'] / b_rate:.2f} × baseline).** "
+        f"Peak RSS {fmt_bytes(main['peak_rss_tree_bytes'])} (whole tree) vs budget "
+        f"{fmt_bytes(main['memory_bytes'])} → {'under' if verdict['rss_met'] else 'OVER'} budget.",
+        "",
+        f"How close the pipeline runs to its stages: slowest stage alone = {slowest['stage']} "
+        f"({fmt_rate(slowest['tokens_per_s'])} tokens/s on 1 core); sum of stages = "
+        f"{fmt_rate(tokens / stage_sum)} tokens/s on 1 core. Measured end to end: `--workers 1` "
+        f"{fmt_rate(one['tokens_per_s'])} = {one['tokens_per_s'] * stage_sum / tokens:.2f} × the 1-core stage sum; "
+        f"`--workers {workers}` {fmt_rate(main['tokens_per_s'])} = "
+        f"{main['tokens_per_s'] * stage_sum / tokens / workers:.2f} × ({workers} × the stage sum); "
+        f"scaling {workers} vs 1 worker: {main['tokens_per_s'] / one['tokens_per_s']:.2f}×. "
+        f"Per-process fixed setup (char-class LUT, numba cache loads): {st['setup_seconds']:.2f} s.",
+        "",
+        "Peak RSS (polled every 50 ms over the whole process tree; wait4 gives the largest single process):",
+        "",
+        md_table(["run", "budget", "peak RSS, tree (polled)", "max single process (wait4)", "tree / budget",
+                  "under budget", "spilled runs (bytes)", "minor faults"], rss_rows),
+        "",
+        f"Spill run: `--memory {spill['memory']}` is 10× below the default run's peak tree RSS "
+        f"({fmt_bytes(main['peak_rss_tree_bytes'])}); the largest part's buffer need as `_Buffers` estimates it "
+        f"(4 × raw rows) is {fmt_bytes(max(st['task_need_bytes']))}. Throughput with spilling / without: "
+        f"**{spill['tokens_per_s'] / main['tokens_per_s']:.2f}** "
+        f"({fmt_rate(spill['tokens_per_s'])} vs {fmt_rate(main['tokens_per_s'])} tokens/s); "
+        f"{spill['spill_runs']} sorted runs ({fmt_bytes(spill['spill_bytes'])}) written; "
+        f"same rows and counts as the default build: {'yes' if same_rows else '**NO**'}. "
+        f"Peak RSS {fmt_bytes(spill['peak_rss_tree_bytes'])} = {spill['peak_rss_tree_bytes'] / spill['memory_bytes']:.1f}× "
+        f"that budget: `--memory` bounds the n-gram buffers, not the processes' fixed footprint "
+        f"(interpreter + numpy/pyarrow/numba + one read batch, tokens and rows of one 16 MB text batch).",
+        "",
+        "Index written: " + "; ".join(f"{k}: {v['rows']:,} rows, {fmt_bytes(v['bytes'])}"
+                                      for k, v in main["index_files"].items())
+        + ". Builder's own phase timers (wall seconds inside the workers, summed over workers; median default run): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in main["phases_cpu_seconds"].items()) + ".",
+    ]
+    return "\n".join(lines), verdict
+
+
+def _keep_tail(path: Path) -> str:
+    """Hand-written text after the KEEP marker in the current section (kept on regeneration)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    start = text.find(f"## {HEADING}\n")
+    if start < 0:
+        return ""
+    nxt = text.find("\n## ", start + 4)
+    section = text[start: nxt if nxt >= 0 else len(text)]
+    i = section.find(KEEP_MARKER)
+    return section[i + len(KEEP_MARKER):].strip() if i >= 0 else ""
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS,
+                    help="Parquet shard directory (relative paths are taken from the repo root) [%(default)s]")
+    ap.add_argument("--workers", type=int, default=2, help="workers of the main end-to-end run [%(default)s]")
+    ap.add_argument("--memory", default=None, help="--memory of the main run [probe's default, 4G]")
+    ap.add_argument("--spill-memory", default=None,
+                    help="--memory of the spill run [10× below the main run's peak tree RSS]")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the main end-to-end run [%(default)s]")
+    ap.add_argument("--out", type=Path, default=None, help="also write all results as JSON here")
+    ap.add_argument("--results", type=Path, default=RESULTS_MD, help="Markdown file to update [%(default)s]")
+    ap.add_argument("--no-results", action="store_true", help="print only; do not touch the results file")
+    ap.add_argument("--tmp", type=Path, default=None, help="scratch directory [a new one under $TMPDIR]")
+    ap.add_argument("--child-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the end-to-end builds (for experiments; recorded)")
+    args = ap.parse_args(argv)
+
+    corpus = Path(args.corpus)
+    if not corpus.is_absolute():
+        corpus = (REPO_ROOT / corpus).resolve()
+    shards = sorted(corpus.glob("*.parquet")) if corpus.is_dir() else []
+    if not shards:
+        print(f"error: no corpus shards at {corpus} (expected a directory of *.parquet files; "
+              f"pass --corpus DIR)", file=sys.stderr)
+        return 2
+    if args.workers < 1 or args.repeats < 1:
+        print("error: --workers and --repeats must be >= 1", file=sys.stderr)
+        return 2
+    child_env = dict(kv.split("=", 1) for kv in args.child_env)
+
+    info = machine_info()
+    info["command"] = command_line()
+    info["corpus"] = str(corpus)
+    info["child_env"] = child_env
+    if child_env:
+        info["command"] += f"  (child env: {child_env})"
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-index-", dir=args.tmp) as tmp_s:
+        tmp = Path(tmp_s)
+        log("baseline: re.findall over all shards ...")
+        base = run_baseline(shards)
+        log(f"  {fmt_rate(base['words_per_s'])} words/s")
+        gc.collect()
+        log("stages alone ...")
+        st = run_stages(corpus, tmp)
+        log("  " + ", ".join(f"{s['stage']} {s['seconds']:.1f}s" for s in st["stages"]))
+        gc.collect()
+        e2e = []
+        for i in range(args.repeats):
+            log(f"end to end --workers {args.workers} (run {i + 1}/{args.repeats}) ...")
+            e2e.append(run_build(corpus, tmp, args.workers, args.memory, f"w{args.workers}-{i}", child_env))
+            log(f"  {e2e[-1]['wall_seconds']:.1f}s, {fmt_rate(e2e[-1]['tokens_per_s'])} tokens/s")
+        log("end to end --workers 1 ...")
+        one = run_build(corpus, tmp, 1, args.memory, "w1", child_env)
+        log(f"  {one['wall_seconds']:.1f}s")
+        main_run = sorted(e2e, key=lambda r: r["tokens_per_s"])[len(e2e) // 2]
+        spill_mem = args.spill_memory or _mem_arg(main_run["peak_rss_tree_bytes"] // 10)
+        log(f"spill run --memory {spill_mem} ...")
+        spill = run_build(corpus, tmp, args.workers, spill_mem, "spill", child_env)
+        log(f"  {spill['wall_seconds']:.1f}s, {spill['spill_runs']} runs spilled")
+
+    body, verdict = render(info, base, st, e2e, one, spill, args.workers)
+    print(body)
+    if args.out:
+        args.out.write_text(json.dumps({"machine": info, "baseline": base, "stages": st, "end_to_end": e2e,
+                                        "workers_1": one, "spill": spill, "verdict": verdict}, indent=1))
+    if not args.no_results:
+        tail = _keep_tail(args.results)
+        section = body + "\n\n" + KEEP_MARKER + ("\n\n" + tail if tail else "")
+        write_section(HEADING, section, args.results)
+        log(f"wrote section '## {HEADING}' of {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
