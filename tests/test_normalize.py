@@ -65,12 +65,12 @@ def test_exhaustive_single_code_points_idempotent() -> None:
 
 def test_surrogates_become_replacement_character() -> None:
     for norm in (normalize_nfkc_casefold, normalize_nfkc, normalize_none):
-        assert norm("a\ud800b") in ("a\ufffdb",)
+        assert norm("a\ud800b") == "a\ufffdb"
         assert norm("\udfff") == "\ufffd"
 
 
 def test_ascii_fast_path_equals_full_path() -> None:
-    text = "Hello, World! ÀB"[:-2]  # ASCII only
+    text = "Hello, World! "
     assert normalize_nfkc_casefold(text) == ref_normalize(text) == "hello, world! "
     assert normalize_nfkc("ABC") == "ABC"
     assert normalize_none("ABC") == "ABC"
@@ -106,5 +106,5 @@ def test_unicode_version_recorded_in_spec() -> None:
     assert TextSpec().to_dict()["unicode_version"] == unicodedata.unidata_version
     # a different Unicode database is a different spec (an index built elsewhere is refused)
     other = TextSpec(unicode_version="15.1.0")
-    assert "unicode_version: '15.1.0'" in " ".join(other.diff(TextSpec())) or other.diff(TextSpec())
+    assert other.diff(TextSpec()) == [f"unicode_version: '15.1.0' != {UNICODE_VERSION!r}"]
     assert other.fingerprint() != TextSpec().fingerprint()

@@ -20,8 +20,9 @@ batches use one byte per character.
 
 from __future__ import annotations
 
+import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -66,9 +67,43 @@ class TokenBatch:
         return np.diff(self.doc_token_ends, prepend=0)
 
 
+_LUT_VERSION = 1
+
+
+def _cached_lut(name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """Load a code-point table from the user cache, or build and store it.
+
+    Building walks all 1.1 M code points in Python (~0.4 s); every worker process
+    needs the tables, so they are cached per Unicode version. The cache is an
+    optimization only: any problem with it falls back to building.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "probe"
+    path = base / f"{name}-unicode{unicodedata.unidata_version}-v{_LUT_VERSION}.npy"
+    try:
+        arr = np.load(path, allow_pickle=False)
+        if arr.shape == (0x110000,):
+            return arr
+    except (OSError, ValueError):
+        pass
+    arr = build()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".{path.name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return arr
+
+
 @lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
     """One byte of class flags per code point (0..0x10FFFF); built once per process."""
+    return _cached_lut("charclasses", _build_char_classes)
+
+
+def _build_char_classes() -> np.ndarray:
     lut = np.zeros(0x110000, dtype=np.uint8)
     category = unicodedata.category
     cats = [category(chr(i)) for i in range(0x110000)]
@@ -94,6 +129,10 @@ def char_classes() -> np.ndarray:
 @lru_cache(maxsize=1)
 def simple_lower() -> np.ndarray:
     """Per-code-point lowercase mapping (1:1 only; multi-char lowercasings keep the code point)."""
+    return _cached_lut("simplelower", _build_simple_lower)
+
+
+def _build_simple_lower() -> np.ndarray:
     out = np.arange(0x110000, dtype=np.uint32)
     for i in range(0x110000):
         low = chr(i).lower()
