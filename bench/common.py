@@ -92,6 +92,60 @@ def _git_commit() -> str | None:
     return out.stdout.strip() + (" (probe/ modified)" if dirty.stdout.strip() else "")
 
 
+# --------------------------------------------------------------------------- machine load
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds all CPUs spent busy since boot (everything but idle and iowait), from /proc/stat."""
+    try:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # user nice system idle iowait irq softirq steal
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def wait_for_quiet(max_wait: float = 120.0, threshold: float = 0.15, window: float = 2.0) -> tuple[float, float]:
+    """Wait until the machine (other processes: this one is idle meanwhile) uses < ``threshold`` cores.
+
+    Returns (seconds waited, busy cores in the last window). Other sessions may share this VM; a
+    benchmark started while they run measures them too.
+    """
+    t0 = time.perf_counter()
+    while True:
+        b0 = machine_busy_seconds()
+        time.sleep(window)
+        busy = (machine_busy_seconds() - b0) / window
+        waited = time.perf_counter() - t0
+        if busy < threshold or waited >= max_wait:
+            return waited, busy
+
+
+class ForeignLoad:
+    """CPU used by other processes during a block: machine busy time minus ours (self + given extra)."""
+
+    def __enter__(self) -> ForeignLoad:
+        self._t0 = time.perf_counter()
+        self._b0 = machine_busy_seconds()
+        self._o0 = own_cpu_seconds()
+        self.wall = self.machine = self.own = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._t0
+        self.machine = machine_busy_seconds() - self._b0
+        self.own = own_cpu_seconds() - self._o0
+
+    def cores(self, extra_own: float = 0.0) -> float:
+        """Average cores used by others (``extra_own``: CPU of our children not in os.times yet)."""
+        return max(0.0, self.machine - self.own - extra_own) / self.wall if self.wall else 0.0
+
+
 # --------------------------------------------------------------------------- timing
 @dataclass
 class Stopwatch:

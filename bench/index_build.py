@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (  # noqa: E402
     REPO_ROOT,
     RESULTS_MD,
+    ForeignLoad,
     Stopwatch,
     command_line,
     fmt_bytes,
@@ -52,6 +53,7 @@ from common import (  # noqa: E402
     machine_info,
     md_table,
     run_measured,
+    wait_for_quiet,
     write_section,
 )
 
@@ -285,7 +287,8 @@ def run_build(corpus: Path, tmp: Path, workers: int, memory: str | None, label: 
             pass  # a task finished and removed its spill dir while we looked
 
     env = {**os.environ, **child_env}
-    res = run_measured(cmd, cwd=REPO_ROOT, env=env, interval=0.05, on_sample=watch_spills)
+    with ForeignLoad() as load:
+        res = run_measured(cmd, cwd=REPO_ROOT, env=env, interval=0.05, on_sample=watch_spills)
     if res.returncode != 0:
         raise SystemExit(f"build {label} failed ({res.returncode}):\n{res.stderr[-4000:]}")
     summary = json.loads(res.stdout)
@@ -308,6 +311,7 @@ def run_build(corpus: Path, tmp: Path, workers: int, memory: str | None, label: 
         "minor_faults": res.minor_faults, "major_faults": res.major_faults,
         "phases_cpu_seconds": summary["phases"], "spill_runs": len(spill_runs), "spill_bytes": sum(spill_runs.values()),
         "index_files": _index_rows(index),
+        "other_processes_cores": load.cores(extra_own=cpu),
     }
     shutil.rmtree(index, ignore_errors=True)
     return out
@@ -337,7 +341,8 @@ def render(info: dict[str, Any], base: dict[str, Any], st: dict[str, Any], e2e: 
 
     rows = [["baseline `re.findall(r\"\\w+\", text.lower())`, 1 process",
              fmt_rate(b_rate), f"{_ns(base['seconds'], base['words']):.0f}", f"{base['mb_per_s']:.1f}", "1.00", "",
-             f"{base['words']:,} words in {base['seconds']:.2f} s (read {base['read_seconds']:.2f} s excluded)"]]
+             f"{base['words']:,} words in {base['seconds']:.2f} s (read {base['read_seconds']:.2f} s excluded); "
+             f"other processes {base['other_processes_cores']:.2f} cores"]]
     for s in st["stages"] + st["breakdown"]:
         detail = s["note"]
         if s["units_per_s"]:
@@ -356,7 +361,8 @@ def render(info: dict[str, Any], base: dict[str, Any], st: dict[str, Any], e2e: 
                      f"{r['mb_per_s']:.1f}", f"{r['tokens_per_s'] / b_rate:.2f}", "",
                      f"{r['wall_seconds']:.2f} s wall; per core {fmt_rate(r['tokens_per_s_per_core'])} tok/s, "
                      f"{r['mb_per_s_per_core']:.1f} MB/s; CPU {r['user_seconds']:.1f} user + {r['sys_seconds']:.1f} "
-                     f"sys s ({r['cpu_utilization']:.2f} cores busy)"])
+                     f"sys s ({r['cpu_utilization']:.2f} cores busy); other processes "
+                     f"{r['other_processes_cores']:.2f} cores"])
 
     rss_rows = []
     for r in [*e2e, one, spill]:
@@ -380,7 +386,9 @@ def render(info: dict[str, Any], base: dict[str, Any], st: dict[str, Any], e2e: 
         f"Corpus: `{info['corpus']}` — {st['shards']} shards, {st['parts']} parts (2 row groups each), "
         f"{st['docs']:,} docs, {st['bytes'] / 1e6:.1f} MB of text, {tokens:,} probe tokens "
         f"(baseline `\\w+` words: {base['words']:,}). Default spec: nfkc_casefold, words, surface view, n = 8,13, "
-        f"doc_sample_k 4, 256 buckets. Page cache warm for every pass.",
+        f"doc_sample_k 4, 256 buckets. Page cache warm for every pass. Before each measurement the script "
+        f"waits (≤ {info['quiet_wait']:.0f} s) for other processes on this shared VM to go quiet; the CPU "
+        f"they still used is shown per row (stages alone: {st['other_processes_cores']:.2f} cores on average).",
         "",
         "Stages run alone in one process over all parts (all data, no sampling), in the build's order and "
         "with its batch sizes; `tokens/s` and `ns/token` are per corpus token for every stage so the rows add up; "
@@ -461,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS_MD, help="Markdown file to update [%(default)s]")
     ap.add_argument("--no-results", action="store_true", help="print only; do not touch the results file")
     ap.add_argument("--tmp", type=Path, default=None, help="scratch directory [a new one under $TMPDIR]")
+    ap.add_argument("--quiet-wait", type=float, default=120.0,
+                    help="before each measurement wait up to this many seconds for other processes to go "
+                         "below --quiet-threshold cores (0: do not wait) [%(default)s]")
+    ap.add_argument("--quiet-threshold", type=float, default=0.15, help="[%(default)s cores]")
     ap.add_argument("--child-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the end-to-end builds (for experiments; recorded)")
     args = ap.parse_args(argv)
@@ -482,11 +494,18 @@ def main(argv: list[str] | None = None) -> int:
     info["command"] = command_line()
     info["corpus"] = str(corpus)
     info["child_env"] = child_env
+    info["quiet_wait"] = args.quiet_wait
     if child_env:
         info["command"] += f"  (child env: {child_env})"
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    def quiet() -> None:
+        if args.quiet_wait > 0:
+            waited, busy = wait_for_quiet(args.quiet_wait, args.quiet_threshold)
+            if waited > 2.5 or busy >= args.quiet_threshold:
+                log(f"  waited {waited:.0f}s for other processes; they use {busy:.2f} cores now")
 
     with tempfile.TemporaryDirectory(prefix="bench-index-", dir=args.tmp) as tmp_s:
         tmp = Path(tmp_s)
@@ -495,22 +514,31 @@ def main(argv: list[str] | None = None) -> int:
         e2e = []
         for i in range(args.repeats):
             log(f"end to end --workers {args.workers} (run {i + 1}/{args.repeats}) ...")
+            quiet()
             e2e.append(run_build(corpus, tmp, args.workers, args.memory, f"w{args.workers}-{i}", child_env))
             log(f"  {e2e[-1]['wall_seconds']:.1f}s, {fmt_rate(e2e[-1]['tokens_per_s'])} tokens/s")
         log("end to end --workers 1 ...")
+        quiet()
         one = run_build(corpus, tmp, 1, args.memory, "w1", child_env)
         log(f"  {one['wall_seconds']:.1f}s")
         main_run = sorted(e2e, key=lambda r: r["tokens_per_s"])[len(e2e) // 2]
         spill_mem = args.spill_memory or _mem_arg(main_run["peak_rss_tree_bytes"] // 10)
         log(f"spill run --memory {spill_mem} ...")
+        quiet()
         spill = run_build(corpus, tmp, args.workers, spill_mem, "spill", child_env)
         log(f"  {spill['wall_seconds']:.1f}s, {spill['spill_runs']} runs spilled")
         log("baseline: re.findall over all shards ...")
-        base = run_baseline(shards)
+        quiet()
+        with ForeignLoad() as load:
+            base = run_baseline(shards)
+        base["other_processes_cores"] = load.cores()
         log(f"  {fmt_rate(base['words_per_s'])} words/s")
         gc.collect()
         log("stages alone ...")
-        st = run_stages(corpus, tmp)
+        quiet()
+        with ForeignLoad() as load:
+            st = run_stages(corpus, tmp)
+        st["other_processes_cores"] = load.cores()
         log("  " + ", ".join(f"{s['stage']} {s['seconds']:.1f}s" for s in st["stages"]))
 
     body, verdict = render(info, base, st, e2e, one, spill, args.workers)

@@ -373,6 +373,108 @@ def _report_name(dataset: Path) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip(".") or "scan"
 
 
+junit_per_example_option = click.option(
+    "--junit-per-example", is_flag=True, help="junit.xml: one testcase per example instead of one per group.")
+
+
+@main.command("report")
+@click.argument("report_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--definition", default="default", show_default=True,
+              help="Contamination definition the reports flag and junit.xml fails on.")
+@junit_per_example_option
+@handle_errors
+def report(report_dir: Path, definition: str, junit_per_example: bool) -> None:
+    """Render report.html, report.md and junit.xml into REPORT_DIR from its scan output.
+
+    Reads only REPORT_DIR/summary.json and examples.parquet (plus gate.json left by
+    `probe check`); needs neither the index nor the dataset. Prints the paths written.
+    """
+    from probe.report.render import render_reports
+
+    for path in render_reports(report_dir, junit_per_example=junit_per_example, definition=definition).values():
+        click.echo(str(path))
+
+
+@main.command("check")
+@click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
+@index_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory [default: reports/<dataset name>].")
+@click.option("--definition", default="default", show_default=True,
+              help="Contamination definition the gate counts.")
+@click.option("--max-contaminated", default="0", show_default=True,
+              help="Fail when MORE examples are contaminated: a count (0 = fail on any) or a percentage of "
+                   "assessable examples (e.g. 1%). Exactly at the limit passes.")
+@click.option("--min-coverage", default=None,
+              help="Fail when the mean token coverage of the target field is BELOW this fraction (0.2) or "
+                   "percentage (20%). Exactly at the limit passes.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="summary.json of an earlier scan (e.g. reports/main/summary.json): list newly "
+                   "contaminated and newly covered example ids.")
+@click.option("--max-new-contaminated", type=int, default=None,
+              help="With --baseline: fail when more than K example ids are newly contaminated.")
+@junit_per_example_option
+@dataset_options
+@silent_option
+@format_option
+@handle_errors
+def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str, max_contaminated: str,
+          min_coverage: str | None, baseline: Path | None, max_new_contaminated: int | None,
+          junit_per_example: bool, silent: bool, output_format: str, **kwargs: Any) -> None:
+    """Scan DATASET against --index, write the reports, and gate: exit 1 when a threshold fails.
+
+    Exit codes: 0 ok, 1 a threshold failed (reports still written), 2 usage/config,
+    3 unreadable or invalid dataset, 4 index error, 5 nothing assessable.
+    """
+    from probe.errors import ThresholdExceeded
+    from probe.gate import check_baseline, evaluate_gate, parse_max_contaminated, parse_min_coverage
+    from probe.report.model import load_report
+    from probe.report.render import render_reports, write_gate
+    from probe.report.terminal import (
+        render_flagged,
+        render_gate,
+        render_scan_summary,
+        workflow_commands_stopped,
+    )
+    from probe.scan import scan_dataset
+    from probe.scoring import DEFINITIONS
+
+    # option errors first, before any work
+    if definition not in DEFINITIONS:
+        raise ConfigError(f"unknown --definition {definition!r}; choose from {', '.join(DEFINITIONS)}")
+    parse_max_contaminated(max_contaminated)
+    if min_coverage is not None:
+        parse_min_coverage(min_coverage)
+    if max_new_contaminated is not None and baseline is None:
+        raise ConfigError("--max-new-contaminated needs --baseline reports/NAME/summary.json")
+    if max_new_contaminated is not None and max_new_contaminated < 0:
+        raise ConfigError("--max-new-contaminated must be >= 0")
+    if baseline is not None:
+        check_baseline(baseline)
+    if kwargs.get("definitions") and definition not in kwargs["definitions"].split(","):
+        kwargs["definitions"] = f"{kwargs['definitions']},{definition}"
+    config = _scan_config(**_config_kwargs(kwargs))
+    out_dir = out_dir or Path("reports") / _report_name(dataset)
+    result = scan_dataset(dataset, index_dir, out_dir, config)
+    gate = evaluate_gate(result.summary, definition, max_contaminated=max_contaminated, min_coverage=min_coverage,
+                         baseline_summary_path=baseline, max_new_contaminated=max_new_contaminated,
+                         examples_path=out_dir / "examples.parquet")
+    write_gate(out_dir, gate.to_dict(), result.summary)
+    model = load_report(out_dir, definition=definition)
+    paths = render_reports(out_dir, junit_per_example=junit_per_example, definition=definition, model=model)
+    if output_format == "json":
+        _emit_json({"passed": gate.passed, "gate": gate.to_dict(),
+                    "reports": {k: str(v) for k, v in paths.items()}, "summary": result.summary})
+    else:
+        with workflow_commands_stopped():
+            render_scan_summary(result.summary)
+            render_flagged(model)
+            render_gate(gate.to_dict())
+        click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    if not gate.passed:
+        raise ThresholdExceeded("gate failed: " + "; ".join(gate.reasons))
+
+
 @main.command("demo")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Where indexes/ and reports/ are created.")

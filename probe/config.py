@@ -128,6 +128,7 @@ class BuildConfig:
     row_groups_per_part: int = 2
     batch_docs: int = 8192
     batch_bytes: int = 16 << 20
+    max_record_bytes: int = 256 << 20  # a larger line/document is a bad record (error naming file:line)
 
 
 def parse_size(text: str) -> int:

@@ -198,10 +198,14 @@ def _token_kind(cps, lut, s, e, sentence_start):
     lower_then_upper = False
     underscore = False
     prev_lower = False
+    separators = 0
     for i in range(s, e):
         c = cps[i]
         cl = lut[c]
-        if cl & CLS_DIGIT:
+        if c == 46 or c == 44:  # "." / "," inside a number (3.14, 1,000): only number tokens hold them
+            separators += 1
+            prev_lower = False
+        elif cl & CLS_DIGIT:
             digits += 1
             prev_lower = False
         elif cl & CLS_UPPER:
@@ -213,7 +217,7 @@ def _token_kind(cps, lut, s, e, sentence_start):
             if c == 95:  # "_"
                 underscore = True
             prev_lower = True
-    length = e - s
+    length = e - s - separators
     if digits == length:
         return 1
     if underscore or lower_then_upper or (digits > 0 and length > 1):
@@ -619,3 +623,23 @@ def field_spans(matched, positions, doc_ends, doc_tok_ends, n, min_span_tokens):
             i += 1
         start = end
     return best, best_first, best_last, covered, span_covered
+
+
+@njit(cache=True)
+def samples_to_ragged(samples):
+    """(rows, k) padded sample matrix → (int32 offsets, uint32 values) of a list column."""
+    m = samples.shape[0]
+    k = samples.shape[1]
+    offsets = np.empty(m + 1, dtype=np.int32)
+    values = np.empty(m * k, dtype=np.uint32)
+    t = 0
+    offsets[0] = 0
+    for i in range(m):
+        for j in range(k):
+            v = samples[i, j]
+            if v == EMPTY32:
+                break
+            values[t] = v
+            t += 1
+        offsets[i + 1] = t
+    return offsets, values[:t]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,14 +77,32 @@ def _whole(ex_fields: dict[str, str]) -> str:
     return "\n".join(ex_fields[f] for f in FIELDS if ex_fields.get(f))
 
 
-def _char_map(original: str, normalized: str, normalize: Any) -> np.ndarray | None:
-    """Map normalized-text offsets back to the original text (None = identity)."""
-    if len(original) == len(normalized):
+def _char_map(original: str, normalized: str, normalize: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Map normalized-text offsets back to the original text (None = identity).
+
+    Returns (start_map, end_map), each of length ``len(normalized) + 1``: a span
+    [a, b) of the normalized text is ``original[start_map[a]:end_map[b]]``; an offset
+    inside the normalization of one original piece rounds down for starts and up for
+    ends, so the piece is kept whole. Pieces are cut so that each normalizes on its
+    own: before every starter (a combining sequence such as NFD "e" + U+0301 stays
+    whole), else at spaces; the pieces' normalizations must add up to ``normalized``.
+    """
+    if original.isascii():  # ASCII normalizes character by character (lower/identity)
         return None
-    lengths = [len(normalize(ch)) for ch in original]
-    starts = np.concatenate(([0], np.cumsum(lengths)))
-    # for each normalized offset, the original char whose normalized range contains it
-    return np.searchsorted(starts, np.arange(len(normalized) + 1), side="right") - 1
+    for cut in (lambda ch: unicodedata.combining(ch) == 0, str.isspace):
+        bounds = [0] + [i for i in range(1, len(original)) if cut(original[i])] + [len(original)]
+        pieces = [normalize(original[x:y]) for x, y in zip(bounds[:-1], bounds[1:], strict=True)]
+        if "".join(pieces) == normalized:
+            break
+    else:  # cannot happen for NFKC (text never composes across a space); keep the whole text
+        bounds, pieces = [0, len(original)], [normalized]
+    orig_starts = np.array(bounds, np.int64)
+    norm_starts = np.concatenate(([0], np.cumsum([len(x) for x in pieces], dtype=np.int64)))
+    offsets = np.arange(len(normalized) + 1)
+    k = np.searchsorted(norm_starts, offsets, side="right") - 1
+    start_map = orig_starts[k]
+    end_map = np.where(norm_starts[k] == offsets, start_map, orig_starts[np.minimum(k + 1, len(bounds) - 1)])
+    return start_map, end_map
 
 
 class _SummaryAccumulator:
@@ -141,6 +160,7 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
     out_path = Path(out_dir) if out_dir is not None else None
     writer: pq.ParquetWriter | None = None
     tmp_examples = None
+    created_out = out_path is not None and not out_path.exists()
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
         tmp_examples = out_path / f".examples.parquet.tmp-{os.getpid()}"
@@ -178,6 +198,8 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
         if writer is not None:
             writer.close()
             tmp_examples.unlink()
+        if out_path is not None and created_out and not any(out_path.iterdir()):
+            out_path.rmdir()  # leave no empty report directory behind
         raise NothingAssessableError(
             f"{dataset}: nothing assessable ({acc.examples} examples read, {stats.skipped} skipped; "
             f"every example is shorter than n={nmin} tokens or empty)")
@@ -224,6 +246,7 @@ def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanCo
     lookups = 0
     surface_min_lookup: LookupResult | None = None
     surface_min_ngrams: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    gpt4_scores: NgramScores | None = None
     for view in views:
         tb = tokens[view]
         for n in ns:
@@ -234,20 +257,21 @@ def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanCo
             if want_samples:
                 surface_min_lookup, surface_min_ngrams = res, (h, de, pos)
             counts, docs = res.counts, res.docs
-            if chars50 and n == 50 and view == "surface":
-                counts = _three_windows(counts, de)
             for fi, f in enumerate(SCAN_FIELDS):
                 lo_doc, hi_doc = fi * e, (fi + 1) * e
                 ng_lo = int(de[lo_doc - 1]) if lo_doc else 0
                 tok_lo = int(tb.doc_token_ends[lo_doc - 1]) if lo_doc else 0
                 sl = slice(ng_lo, int(de[hi_doc - 1]))
-                scores[(f, view, n)] = score_ngrams(
-                    counts[sl], docs[sl], pos[sl] - tok_lo, de[lo_doc:hi_doc] - ng_lo,
-                    tb.doc_token_ends[lo_doc:hi_doc] - tok_lo, n, thresholds)
+                args = (docs[sl], pos[sl] - tok_lo, de[lo_doc:hi_doc] - ng_lo,
+                        tb.doc_token_ends[lo_doc:hi_doc] - tok_lo, n, thresholds)
+                scores[(f, view, n)] = score_ngrams(counts[sl], *args)
+                if chars50 and n == 50 and view == "surface" and f == config.target_field:
+                    # GPT-4 samples three windows; coverage and spans use every window
+                    gpt4_scores = score_ngrams(_three_windows(counts[sl], de[lo_doc:hi_doc] - ng_lo), *args)
     target = config.target_field
     surface = {n: scores[(target, "surface", n)] for n in ns}
     pattern = {n: scores[(target, "pattern", n)] for n in ns} if has_pattern else None
-    flags, unavailable = contamination(surface, pattern, surface.get(50) if chars50 else None, thresholds)
+    flags, unavailable = contamination(surface, pattern, gpt4_scores, thresholds)
     flags = {d: v for d, v in flags.items() if d in config.definitions}
     s_min = surface[nmin]
     assessable = s_min.ngrams > 0
@@ -257,6 +281,12 @@ def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanCo
     verdict = verdicts(cov, assessable, thresholds)
     for d in flags:
         flags[d] = flags[d] & assessable
+    # a definition judges only examples with at least one n-gram of its own n (else: null, never "clean")
+    definition_n = {"gpt2": 8, "palm": 8, "llama3": 8, "gpt3": 13, "lmeval": 13, "gpt4": 50, "default": nmin}
+    small_ns = [n for n in ns if n <= thresholds.llama2_min_span]
+    if small_ns:
+        definition_n["llama2"] = max(small_ns)
+    flag_masks = {d: surface[definition_n[d]].ngrams == 0 for d in flags if definition_n.get(d) in surface}
     cols: dict[str, Any] = {
         "id": pa.array([ex.id for ex in batch], pa.string()),
         "row": pa.array([ex.row for ex in batch], pa.int64()),
@@ -266,11 +296,14 @@ def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanCo
         "assessable": pa.array(assessable),
     }
     for d in config.definitions:
-        cols[f"contaminated_{d}"] = pa.array(flags[d]) if d in flags else pa.nulls(e, pa.bool_())
+        cols[f"contaminated_{d}"] = (pa.array(flags[d], mask=flag_masks.get(d)) if d in flags
+                                     else pa.nulls(e, pa.bool_()))
     small = [n for n in ns if n <= thresholds.llama2_min_span]
     if small:
         sl2 = surface[max(small)]
         cols["llama2_class"] = pa.array(llama2_class(sl2.span_coverage, sl2.ngrams > 0, thresholds).tolist())
+    else:  # no n <= llama2_min_span in the index: unavailable (null), like contaminated_llama2
+        cols["llama2_class"] = pa.nulls(e, pa.string())
     # per-field metrics
     tbs = tokens["surface"]
     starts_all = tbs.token_starts
@@ -309,9 +342,7 @@ def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanCo
             orig = field_texts[f][i]
             cmap = _char_map(orig, tbs.texts[doc], tokenizer.normalize_one)
             if cmap is not None:
-                a, b = int(cmap[a]), int(cmap[min(b, cmap.shape[0] - 1)])
-                b = max(b, a)
-                # extend b to the end of the original char that produced normalized offset b-1
+                a, b = int(cmap[0][a]), int(cmap[1][b])
             texts_f.append(orig[a:b])
             starts_f.append(a)
             ends_f.append(b)
@@ -410,11 +441,15 @@ def _provenance(reader, tokenizer, res, ngrams, scores, batch, flagged, e, nmin,
             info = document_match(reader, int(sample[0]), int(h[gi]), nmin, int(s.longest[i]))
             if info is None:
                 continue
+            if info.get("collision"):
+                # the n-gram's hash is in the index but its text is not in the document
+                verified[i] = False if verify else None
+                continue
             uri[i], row[i], doc_id[i], source[i], snippet[i] = (info["uri"], info["row"], info["id"],
                                                                  info["source"], info["snippet"])
             if verify:
                 first = int(s.longest_first[i])
-                lo_tok = int(tbs.doc_token_ends[whole_doc0 + i - 1]) if whole_doc0 + i else 0
+                lo_tok = int(tbs.doc_token_ends[whole_doc0 - 1])  # field base: longest_first is field-relative
                 a = int(tbs.token_starts[lo_tok + first])
                 b = int(tbs.token_ends[lo_tok + int(s.longest_last[i])])
                 query_tokens = tokenizer.token_texts(tbs.texts[whole_doc0 + i][a:b])

@@ -253,6 +253,47 @@ def popen_probe(*args: str, env: dict[str, str] | None = None, **kwargs: Any) ->
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+_WARM_CHILD = """
+import sys
+from probe import kernels
+from probe.cli import main
+from probe.config import TextSpec
+from probe.index import build  # noqa: F401
+from probe.index.segment import aggregate_doc_rows
+from probe.text.tokenizers import Tokenizer
+
+tb = Tokenizer(TextSpec()).tokenize(["warm up the kernels before the clock starts"])
+h, e, _ = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, 3, 1)
+aggregate_doc_rows(*kernels.dedupe_per_doc(h, e, 0), 4, 8)
+print("ready", flush=True)
+if sys.stdin.readline().strip() == "go":
+    sys.argv = ["probe", *sys.argv[1:]]
+    main()
+"""
+
+
+def warm_probe(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A ``probe ARGS`` process that has paid its startup (imports, numba cache, char tables).
+
+    It prints ``ready`` on stdout, then runs ``probe.cli.main`` with ARGS once ``go`` is
+    written to its stdin (:func:`start_warm`): kill-timing tests then time the work, not
+    the interpreter start.
+    """
+    return subprocess.Popen([sys.executable, "-c", _WARM_CHILD, *args], env=probe_env(env), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_ready(proc: subprocess.Popen[str]) -> None:
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"warm probe did not start: {line!r} {proc.stderr.read()}")
+
+
+def start_warm(proc: subprocess.Popen[str]) -> None:
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
 # --------------------------------------------------------------------------- EQ oracle
 @dataclass
 class IndexTables:
@@ -269,6 +310,7 @@ class IndexTables:
     samples: dict[tuple[str, int], set[tuple[int, str, int]]]
     parts: set[tuple[str, int, int, int, int]]
     segment_samples: dict[tuple[str, int], list[dict[int, list[tuple[str, int]]]]]
+    segment_docs: list[list[tuple[str, int]]]  # per segment (snapshot order): (shard, row) by ordinal
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IndexTables):
@@ -297,10 +339,13 @@ def index_tables(index_dir: str | Path) -> IndexTables:
     merged: dict[tuple[str, int], dict[int, list[int]]] = {}
     samples: dict[tuple[str, int], set[tuple[int, str, int]]] = {}
     seg_samples: dict[tuple[str, int], list[dict[int, list[tuple[str, int]]]]] = {}
+    seg_docs: list[list[tuple[str, int]]] = []
     for seg in snap["segments"]:
         manifest = json.loads((root / seg["manifest"]).read_text())
         docs = pq.read_table(root / manifest["docs_file"]["path"]).to_pydict()
+        assert docs["doc"] == list(range(len(docs["doc"])))
         doc_ref = {o: (fp, r) for o, fp, r in zip(docs["doc"], docs["shard"], docs["row"], strict=True)}
+        seg_docs.append([doc_ref[o] for o in docs["doc"]])
         for entry in manifest["files"]:
             key = (entry["view"], entry["n"])
             table = pq.read_table(root / entry["path"]).to_pydict()
@@ -319,4 +364,11 @@ def index_tables(index_dir: str | Path) -> IndexTables:
         (fp, int(p), rec["docs"], rec["tokens"], rec.get("skipped", 0))
         for fp, shard in snap["shards"].items() for p, rec in shard["parts"].items()
     }
-    return IndexTables(header["spec_fingerprint"], tables, samples, parts, seg_samples)
+    return IndexTables(header["spec_fingerprint"], tables, samples, parts, seg_samples, seg_docs)
+
+
+def shard_fingerprint(path: str | Path) -> str:
+    """The content fingerprint probe records for a shard: xxh3-128 of the file bytes."""
+    import xxhash
+
+    return "xxh3-128:" + xxhash.xxh3_128_hexdigest(Path(path).read_bytes())

@@ -40,8 +40,9 @@ def test_ngram_count_per_document_and_no_crossing(docs: list[list[int]], n: int)
     assert per_doc == [max(0, len(d) - n + 1) for d in docs]
     expected = [v for d in docs for v in ref_ngram_hashes(d, n)]
     assert [int(x) for x in h] == expected  # exact values: nothing crosses a document boundary
-    starts = [i for d in docs for i in range(len(d) - n + 1)]
-    assert pos.tolist() == starts
+    offsets = np.concatenate([[0], tok_ends[:-1]]).tolist() if docs else []
+    starts = [off + i for off, d in zip(offsets, docs, strict=True) for i in range(len(d) - n + 1)]
+    assert pos.tolist() == starts  # index of the n-gram's first token in the batch
 
 
 @given(docs=DOCS_OF_HASHES)
@@ -194,12 +195,16 @@ def surface_hashes(*texts: str) -> list[list[int]]:
     ("call my_func now", "call other_fn now"),
     ("use getValue here", "use fooBar here"),
     ("model gpt4 wins", "model x2 wins"),
-    ("The cat sat", "the cat sat"),
 ])
 def test_pattern_view_masks_slots(a: str, b: str) -> None:
     pa_, pb = pattern_hashes(a, b)
     assert pa_ == pb
     assert surface_hashes(a, b)[0] != surface_hashes(a, b)[1]
+
+
+def test_pattern_view_lowercases_plain_words() -> None:
+    assert pattern_hashes("The cat sat")[0] == pattern_hashes("the cat sat")[0]
+    assert pattern_hashes("the cat sat")[0] == [ref_token_hash(w) for w in ("the", "cat", "sat")]
 
 
 def test_pattern_view_keeps_sentence_initial_words_and_plain_words() -> None:

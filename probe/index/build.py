@@ -188,6 +188,7 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
     n_docs = 0
     n_tokens = 0
     try:
+        _check_unchanged(task.shard)
         batches = read_shard(task.shard, task.reader, stats, task.part)
         while True:
             t0 = time.perf_counter()
@@ -219,6 +220,7 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 buffers.spill()
                 timings["aggregate"] += time.perf_counter() - t0
+        _check_unchanged(task.shard)  # the fingerprint was taken before reading: content must not move
         files = []
         ngram_stats: dict[str, dict[str, Any]] = {}
         for view, n in keys:
@@ -266,6 +268,19 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
                  "skipped_examples": list(stats.skipped_examples), "blank_lines": stats.blank_lines},
         "timings": timings,
     }
+
+
+def _check_unchanged(ref: ShardRef) -> None:
+    """Refuse a shard whose size or mtime changed after it was fingerprinted."""
+    if "://" in ref.uri:
+        return
+    try:
+        st = os.stat(ref.uri)
+    except OSError as e:
+        raise InputError(ref.uri, f"shard became unreadable during the build: {e.strerror or e}") from e
+    if st.st_size != ref.size or st.st_mtime_ns != ref.mtime_ns:
+        raise InputError(ref.uri, "shard was modified while being indexed (size or mtime changed); "
+                                  "nothing from it was committed: re-run when it is stable")
 
 
 _PROGRESS_QUEUE: Any = None
@@ -335,8 +350,9 @@ def plan_tasks(
     """Tasks for the parts not yet committed; also (#parts already done, duplicates)."""
     reader = ReaderOptions(text_field=config.text_field, id_field=config.id_field, source_field=config.source_field,
                            batch_docs=config.batch_docs, batch_bytes=config.batch_bytes,
-                           skip_bad_records=config.skip_bad_records)
+                           max_record_bytes=config.max_record_bytes, skip_bad_records=config.skip_bad_records)
     done = latest.committed_parts() if latest else set()
+    committed_uris = {rec["uri"]: fp for fp, rec in latest.shards.items()} if latest else {}
     seen: dict[str, str] = {}
     duplicates = []
     tasks = []
@@ -344,6 +360,10 @@ def plan_tasks(
     per_task_memory = max(64 << 20, config.memory_bytes // max(1, config.workers))
     for ref in shards:
         fp = fingerprint(ref)
+        if committed_uris.get(ref.uri, fp) != fp:
+            raise InputError(ref.uri, f"shard changed since it was indexed (fingerprint {committed_uris[ref.uri]} "
+                                      f"in the index, {fp} now); mixing both versions would double-count: "
+                                      "build the new content into a new --index")
         if fp in seen:
             duplicates.append((ref.uri, seen[fp]))
             continue

@@ -139,11 +139,8 @@ def bucket_bounds(hashes: np.ndarray, bucket_bits: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- Parquet I/O
 def _samples_to_list(samples: np.ndarray) -> pa.Array:
-    valid = samples != EMPTY32
-    lengths = valid.sum(axis=1, dtype=np.int32)
-    offsets = np.zeros(samples.shape[0] + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(samples[valid], type=pa.uint32()))
+    offsets, values = kernels.samples_to_ragged(np.ascontiguousarray(samples))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint32()))
 
 
 def _list_to_samples(arr: pa.ChunkedArray | pa.Array, k: int) -> np.ndarray:

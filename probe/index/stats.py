@@ -68,7 +68,8 @@ def document_match(reader: IndexReader, doc_key: int, ngram_hash: int, n: int, s
     Returns the document's provenance (uri, row, id, source), the matched span's
     text with ``context_chars`` around it (``snippet``), and the span's normalized
     tokens (``match_tokens``) for exact verification. None when the shard cannot be
-    read (moved or deleted) or the n-gram is not in the document (a hash collision).
+    read (moved or deleted); ``{"collision": True, ...}`` when the n-gram is not in the
+    document (a 64-bit hash collision).
     """
     try:
         doc = reader.documents(np.array([doc_key], np.uint64))[0]
@@ -80,7 +81,9 @@ def document_match(reader: IndexReader, doc_key: int, ngram_hash: int, n: int, s
     h, _de, pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, 1)
     hit = np.nonzero(h == np.uint64(ngram_hash))[0]
     if not hit.shape[0]:
-        return None
+        # the index says this document holds the n-gram, its text says no: a hash collision
+        return {"uri": doc["uri"], "row": int(doc["row"]), "id": doc.get("id"), "source": doc.get("source"),
+                "collision": True}
     first = int(pos[hit[0]])
     last = min(tb.num_tokens - 1, first + max(span_tokens, n) - 1)
     norm = tb.texts[0]
@@ -98,7 +101,7 @@ def document_match(reader: IndexReader, doc_key: int, ngram_hash: int, n: int, s
 def ngram_text_in_document(reader: IndexReader, view: str, n: int, ngram_hash: int, doc_key: int) -> str | None:
     """The text of one of a document's n-grams (for `index info`'s top-k table)."""
     found = document_match(reader, doc_key, ngram_hash, n, n, view=view, context_chars=0)
-    return found["text"] if found else None
+    return found["text"] if found and not found.get("collision") else None
 
 
 def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -> dict[str, Any]:

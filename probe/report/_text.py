@@ -33,6 +33,18 @@ def visible(text: str | None) -> str:
     return "".join(f"\\u{ord(ch):04x}" if _needs_escape(ord(ch)) else ch for ch in text)
 
 
+def pct(x: float | None) -> str:
+    """A share as a percentage for people: ``0 %``, ``0.14 %``, ``20 %``, ``42.9 %``; ``n/a`` for None."""
+    if x is None:
+        return "n/a"
+    v = 100 * float(x)
+    if v == 0:
+        return "0 %"
+    if v < 1:
+        return f"{v:.2f} %"
+    return f"{v:.0f} %" if round(v, 1) == int(v) else f"{v:.1f} %"
+
+
 def truncate(text: str, limit: int) -> str:
     """At most ``limit`` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"

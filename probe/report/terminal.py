@@ -1,16 +1,22 @@
 """Terminal renderings with rich (fixed width when not a TTY; no color when piped).
 
 Dataset and corpus text shown here is sanitized first: control characters are
-escaped, so ANSI/OSC sequences or ``\\r`` in data cannot rewrite the terminal, and a
-line can never start with a CI workflow command (``::``).
+escaped, so ANSI/OSC sequences or ``\\r`` in data cannot rewrite the terminal, a
+line can never start with a CI workflow command (``::``), and rich markup in data
+(``[bold]``, ``[/]``) is escaped so it prints literally instead of styling or raising.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -34,7 +40,7 @@ def safe_text(text: str | None, limit: int = 120) -> str:
         s += "…"
     if s.lstrip().startswith("::"):
         s = "\u200b" + s  # a zero-width space: runners only parse commands at line start
-    return s
+    return escape(s)  # every caller prints through rich markup: "[/bold]" in data must stay text
 
 
 def make_console(width: int | None = None, file: Any = None) -> Console:
@@ -143,3 +149,74 @@ def render_scan_summary(summary: dict[str, Any], console: Console | None = None)
         if len(ranked) > 25:
             groups.add_row(f"… {len(ranked) - 25} more", "", "", "", "", "")
         console.print(groups)
+
+
+# --------------------------------------------------------------------------- reports and the CI gate
+def render_flagged(model: Any, console: Console | None = None, limit: int = 10) -> None:
+    """The top flagged examples of a :class:`probe.report.model.ReportModel`, longest match first."""
+    console = console or make_console()
+    if not model.flagged:
+        console.print(f"no example is contaminated ({safe_text(model.definition, 40)})")
+        return
+    table = Table(title=f"top flagged examples ({model.flagged_total:,} contaminated, {model.definition})",
+                  title_justify="left")
+    for col in ("id", "verdict", "coverage", "longest", "longest matched span"):
+        table.add_column(col, justify="right" if col in ("coverage", "longest") else "left",
+                         overflow="fold" if col == "longest matched span" else "ellipsis")
+    for item in model.flagged[:limit]:
+        own = [fm for fm in item.matches if fm.field != "whole"] or list(item.matches)
+        span = f"{own[0].field}: {safe_text(own[0].match_text, 70)}" if own else ""
+        table.add_row(safe_text(item.id, 30), item.verdict, f"{100 * (item.coverage or 0):.1f}%",
+                      f"{item.longest_tokens:,}", span)
+    if model.flagged_total > limit:
+        table.add_row(f"… {model.flagged_total - limit:,} more", "", "", "", "")
+    console.print(table)
+
+
+def render_gate(gate: dict[str, Any], console: Console | None = None, id_limit: int = 20) -> None:
+    """The CI gate's outcome: each check with limit and value, then the baseline diff."""
+    console = console or make_console()
+    verdict = "[green]PASSED[/]" if gate["passed"] else "[red bold]FAILED[/]"
+    console.print(f"gate {verdict} (definition {safe_text(gate['definition'], 40)})")
+    if gate["checks"]:
+        table = Table(show_header=True)
+        for col in ("check", "limit", "actual", "result"):
+            table.add_column(col, justify="left" if col in ("check", "result") else "right")
+        for c in gate["checks"]:
+            table.add_row(c["name"], safe_text(c["limit"], 20), safe_text(c["actual"], 20),
+                          "pass" if c["passed"] else "[red]FAIL[/]")
+        console.print(table)
+    else:
+        console.print("no thresholds given: nothing to fail")
+    for w in gate.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {safe_text(w, 300)}")
+    if gate.get("baseline"):
+        console.print(f"baseline {safe_text(gate['baseline'], 200)}")
+        for key, label in (("new_contaminated", "newly contaminated"), ("newly_covered", "newly covered (seen)")):
+            ids = gate.get(f"{key}_ids", [])
+            count = int(gate.get(f"{key}_count", len(ids)))
+            shown = ", ".join(safe_text(i, 40) for i in ids[:id_limit])
+            more = f", … {count - min(id_limit, len(ids)):,} more" if count > min(id_limit, len(ids)) else ""
+            console.print(f"  {label}: {count:,}" + (f": {shown}{more}" if count else ""))
+
+
+@contextlib.contextmanager
+def workflow_commands_stopped(stream: Any = None) -> Iterator[None]:
+    """Under GitHub Actions, pause workflow-command parsing around data output.
+
+    Prints ``::stop-commands::TOKEN`` before and ``::TOKEN::`` after (the documented
+    way to echo untrusted text), so even a ``::`` line that slipped through
+    :func:`safe_text` could not set outputs, masks or annotations. A no-op elsewhere.
+    """
+    out = stream or sys.stdout
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        yield
+        return
+    token = uuid.uuid4().hex
+    out.write(f"::stop-commands::{token}\n")
+    out.flush()
+    try:
+        yield
+    finally:
+        out.write(f"::{token}::\n")
+        out.flush()

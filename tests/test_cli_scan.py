@@ -1,0 +1,205 @@
+"""`probe scan` on the command line: exit codes, stdout discipline, default paths, a golden summary.
+
+The fixed corpus and dataset live in tests/data/scan/; the index is built from them
+here (indexes are not committed). Regenerate the golden summary only on purpose:
+
+    PROBE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_scan.py -k golden
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from probe.cli import main
+from probe.config import BuildConfig, TextSpec
+from probe.errors import ExitCode
+from probe.index.build import build_index
+
+DATA = Path(__file__).resolve().parent / "data" / "scan"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "scan_summary.json"
+CORPUS = DATA / "corpus.jsonl"
+DATASET = DATA / "dataset.jsonl"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The golden index: surface + pattern views, n = 8, 13, of tests/data/scan/corpus.jsonl."""
+    path = tmp_path_factory.mktemp("cli-scan") / "idx"
+    build_index([str(CORPUS)], path, TextSpec(views=("surface", "pattern")),
+                BuildConfig(workers=1, id_field="id", source_field="source"))
+    return path
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, ["scan", *(str(a) for a in args)], catch_exceptions=False)
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- exit codes
+def test_ok(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert (tmp_path / "out" / "examples.parquet").is_file() and (tmp_path / "out" / "summary.json").is_file()
+    assert "wrote" in result.stdout and "seen" in result.stdout
+
+
+@pytest.mark.parametrize("options", [
+    ["--field", "foo=bar"],
+    ["--field", "instruction"],
+    ["--seen", "0.1", "--partial", "0.5"],
+    ["--seen", "1.5"],
+    ["--definitions", "default,gpt5"],
+    ["--max-docs", "0"],
+    ["--batch-size", "0"],
+    ["--schema", "no-such-schema"],
+    ["--target-field", "title"],
+    ["--format", "yaml"],
+])
+def test_bad_options_exit_2(index: Path, tmp_path: Path, options: list[str]) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", *options)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_malformed_jsonl_exits_3_naming_file_and_line(index: Path, tmp_path: Path) -> None:
+    bad = write_lines(tmp_path / "bad.jsonl", [
+        json.dumps({"instruction": "Who counted the ships near the rocky northern cape?", "output": "A keeper."}),
+        '{"instruction": "broken", "output": ',
+    ])
+    result = run(bad, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert f"{bad}:line 2" in result.stderr and "invalid JSON" in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_schema_exits_3(index: Path, tmp_path: Path) -> None:
+    odd = write_lines(tmp_path / "odd.jsonl", [json.dumps({"foo": 1, "bar": "some text here"})])
+    result = run(odd, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert "unknown dataset schema" in result.stderr and "--field" in result.stderr
+
+
+def test_missing_dataset_exits_3(index: Path, tmp_path: Path) -> None:
+    result = run(tmp_path / "nope.jsonl", "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT, result.output
+
+
+def test_missing_index_exits_4(tmp_path: Path) -> None:
+    result = run(DATASET, "--index", tmp_path / "no-index", "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.INDEX, result.output
+    assert "not a probe index" in result.stderr
+
+
+def test_corrupt_header_exits_4(index: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "idx"
+    shutil.copytree(index, broken)
+    (broken / "probe-index.json").write_text("{not json")
+    result = run(DATASET, "--index", broken, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.INDEX, result.output
+
+
+def test_truncated_ngram_file_exits_4(index: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "idx"
+    shutil.copytree(index, broken)
+    victim = sorted(p for p in (broken / "segments").rglob("*.parquet") if "docs" not in p.name)[0]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    result = run(DATASET, "--index", broken, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.INDEX, result.output
+    assert "truncated" in result.stderr or "corrupt" in result.stderr
+
+
+def test_nothing_assessable_exits_5(index: Path, tmp_path: Path) -> None:
+    short = write_lines(tmp_path / "short.jsonl", [json.dumps({"instruction": "Name a spice.", "output": "Pepper."})] * 3)
+    result = run(short, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.NOTHING_ASSESSABLE, result.output
+    assert "nothing assessable" in result.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_empty_file_exits_5(index: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = run(empty, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.NOTHING_ASSESSABLE, result.output
+
+
+def test_only_textless_records_exit_5(index: Path, tmp_path: Path) -> None:
+    blank = write_lines(tmp_path / "blank.jsonl", [json.dumps({"instruction": "", "output": " "})] * 2)
+    result = run(blank, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.NOTHING_ASSESSABLE, result.output
+
+
+# --------------------------------------------------------------------------- stdout and defaults
+def test_format_json_prints_only_json(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", "--format", "json", "--silent")
+    assert result.exit_code == ExitCode.OK, result.output
+    data = json.loads(result.stdout)  # nothing but one JSON document on stdout
+    assert data == json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert data["examples"] == 9 and data["skipped"] == 1
+
+
+def test_default_out_is_reports_slash_dataset_name(index: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    dataset = tmp_path / "My Set.v2.jsonl"
+    shutil.copy(DATASET, dataset)
+    result = run(dataset, "--index", index, "--format", "json")
+    assert result.exit_code == ExitCode.OK, result.output
+    out = tmp_path / "reports" / "My_Set.v2"
+    assert (out / "summary.json").is_file() and (out / "examples.parquet").is_file()
+    assert [p.name for p in (tmp_path / "reports").iterdir()] == ["My_Set.v2"]
+
+
+def test_options_reach_the_summary(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", "--format", "json", "--max-docs", "3",
+                 "--seen", "0.9", "--partial", "0.1", "--definitions", "gpt3,palm", "--target-field", "response",
+                 "--verify")
+    assert result.exit_code == ExitCode.OK, result.output
+    config = json.loads(result.stdout)["config"]
+    assert config["thresholds"]["max_docs"] == 3
+    assert (config["thresholds"]["seen"], config["thresholds"]["partial"]) == (0.9, 0.1)
+    assert config["definitions"] == ["default", "gpt3", "palm"]  # the verdict's own definition is always on
+    assert (config["target_field"], config["verify"]) == ("response", True)
+
+
+# --------------------------------------------------------------------------- golden summary
+def normalized(summary: dict[str, Any], dataset: Path, index: Path) -> dict[str, Any]:
+    """Drop what legitimately differs between machines and runs: times, paths, versions."""
+    out = json.loads(json.dumps(summary))
+    for key in ("created", "seconds"):
+        out.pop(key)
+    assert out["dataset"]["path"] == str(dataset) and out["index"]["path"] == str(index)
+    out["dataset"]["path"] = "<dataset>"
+    out["index"]["path"] = "<index>"
+    out["dataset"]["skipped_examples"] = [s.replace(str(dataset), "<dataset>")
+                                          for s in out["dataset"]["skipped_examples"]]
+    out["tool"]["version"] = "<version>"
+    # the Unicode version comes with the Python build and is part of the spec (and so of its fingerprint)
+    spec = TextSpec.from_dict(out["index"]["spec"])
+    assert out["index"]["spec_fingerprint"] == spec.fingerprint()
+    out["index"]["spec"]["unicode_version"] = "<unicode>"
+    out["index"]["spec_fingerprint"] = "<fingerprint>"
+    return out
+
+
+def test_golden_summary(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", "--format", "json")
+    assert result.exit_code == ExitCode.OK, result.output
+    got = normalized(json.loads((tmp_path / "out" / "summary.json").read_text()), DATASET, index)
+    if os.environ.get("PROBE_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert GOLDEN.is_file(), "no golden summary: run with PROBE_UPDATE_GOLDEN=1 once"
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert got == want, "scan summary changed; if intended, regenerate with PROBE_UPDATE_GOLDEN=1 and review the diff"
