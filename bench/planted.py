@@ -463,7 +463,7 @@ def run(out_dir: str | Path, cfg: PlantedConfig | None = None, log: Callable[[st
 def score(truth: dict[str, list[Item]], scans: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Recall per kind × definition, FP rate on negatives, precision overall."""
     defs: list[str] = []
-    unavailable: set[str] = set()
+    judged: Counter[str] = Counter()  # rows where the definition is not null
     flagged: dict[str, list[tuple[Item, dict[str, bool], dict[str, Any]]]] = defaultdict(list)
     for name, items in truth.items():
         rows = scans[name]
@@ -476,11 +476,13 @@ def score(truth: dict[str, list[Item]], scans: dict[str, list[dict[str, Any]]]) 
                     d = col.removeprefix("contaminated_")
                     if d not in defs:
                         defs.append(d)
-                    if v is None:
-                        unavailable.add(d)
+                    # null: the definition is unavailable on this index, or the item has no n-gram of
+                    # its n (too short): never flagged, so it counts as a miss / not a false positive
+                    judged[d] += v is not None
                     flags[d] = bool(v)
             flags["seen"] = row["verdict"] == "seen"
             flagged[it.kind].append((it, flags, row))
+    unavailable = {d for d in defs if judged[d] == 0}
     defs = [d for d in defs if d not in unavailable] + ["seen"]
 
     def rate(kind_rows: list, d: str) -> float | None:
@@ -543,7 +545,9 @@ def markdown(m: dict[str, Any]) -> str:
                  + " | ".join(_pct(m["precision"][d]) for d in defs) + " |")
     lines.append(f"| flagged: related (not scored) | {m['counts']['related']} | "
                  + " | ".join(_pct(m["related_flag_rate"][d]) for d in defs) + " |")
-    out = ["Percentages. Recall = flagged / inserted of that kind; false positives = flagged / negatives.", "",
+    out = ["Percentages. Recall = flagged / inserted of that kind; false positives = flagged / negatives. An item "
+           "with no n-gram of a definition's n (null in `examples.parquet`, e.g. < 13 words for `gpt3`) counts "
+           "as not flagged. `seen` is the coverage verdict (max of surface and pattern token coverage ≥ 0.6).", "",
            "\n".join(lines)]
     bh = "| benchmark | " + " | ".join(KINDS) + " | FP |"
     brows = [bh, "|---|" + "---:|" * (len(KINDS) + 1)]
@@ -568,7 +572,7 @@ def results_section(m: dict[str, Any], md: str, command: str, date: str) -> str:
     sel = m["selection"]
     nat = ", ".join(f"{b} {s['natural']}" for b, s in sel.items())
     return "\n".join([
-        f"`{command}` — {date}; {m['seconds']}",
+        f"`{command}` — {date}; " + ", ".join(f"{k} {v:.1f} s" for k, v in m["seconds"].items()) + ".",
         "",
         f"Base: `{Path(c['base_shard']).name}` ({m['build']['docs']} docs after planting, "
         f"{m['build']['planted_documents']} planted documents); index `TextSpec(views=(surface, pattern), "

@@ -449,12 +449,16 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
         raise ConfigError("--max-new-contaminated needs --baseline reports/NAME/summary.json")
     if max_new_contaminated is not None and max_new_contaminated < 0:
         raise ConfigError("--max-new-contaminated must be >= 0")
+    out_dir = out_dir or Path("reports") / _report_name(dataset)
     if baseline is not None:
         check_baseline(baseline)
+        base_dir = baseline if baseline.is_dir() else baseline.parent
+        if base_dir.resolve() == out_dir.resolve():
+            raise ConfigError(f"--baseline {baseline} is inside --out {out_dir}: this scan would overwrite it; "
+                              "keep the baseline in another directory (e.g. reports/main)")
     if kwargs.get("definitions") and definition not in kwargs["definitions"].split(","):
         kwargs["definitions"] = f"{kwargs['definitions']},{definition}"
     config = _scan_config(**_config_kwargs(kwargs))
-    out_dir = out_dir or Path("reports") / _report_name(dataset)
     result = scan_dataset(dataset, index_dir, out_dir, config)
     gate = evaluate_gate(result.summary, definition, max_contaminated=max_contaminated, min_coverage=min_coverage,
                          baseline_summary_path=baseline, max_new_contaminated=max_new_contaminated,
@@ -490,11 +494,14 @@ def demo(root: Path, workers: int | None, silent: bool) -> None:
     from probe.demo.pipeline import run_demo
     from probe.index.stats import index_info
     from probe.progress import BuildProgress
-    from probe.report.terminal import render_index_info
+    from probe.report.terminal import render_index_info, render_scan_summary
 
     result = run_demo(root, workers=workers, progress=BuildProgress(enabled=False if silent else None))
     render_index_info(index_info(result["index"], top_k=3))
-    click.echo(f"corpus shards: {result['corpus']}\nindex: {result['index']}")
+    render_scan_summary(result["summary"])
+    click.echo(f"corpus shards: {result['corpus']}\nindex: {result['index']}\nreports: {result['report_dir']}")
+    for name, path in result["reports"].items():
+        click.echo(f"  {name}: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -312,6 +312,8 @@ def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanCo
         present = np.array([bool(t) for t in field_texts[f]])
         base = scores[(f, "surface", nmin)]
         tok_lo = int(tbs.doc_token_ends[fi * e - 1]) if fi else 0
+        # the example's own text, so reports can show matches in context (offsets index it)
+        cols[f"{f}_text"] = pa.array([t if t else None for t in field_texts[f]], pa.string())
         cols[f"{f}_tokens"] = pa.array(base.tokens.astype(np.int64), mask=~present)
         cols[f"{f}_assessable"] = pa.array(base.ngrams > 0, mask=~present)
         for n in ns:

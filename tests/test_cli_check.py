@@ -155,6 +155,8 @@ def test_baseline_lists_new_ids(env: dict[str, Path], tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output
     assert "newly contaminated: 1: d1" in text.stdout
     assert "d1" in (tmp_path / "pr2" / "report.md").read_text()
+    same = check(env, "dirty", tmp_path / "main", "--baseline", tmp_path / "main" / "summary.json")
+    assert same.exit_code == 2 and "overwrite" in same.stderr  # the scan would replace its own baseline
 
 
 # ------------------------------------------------------------------ probe report
@@ -169,6 +171,15 @@ def test_report_rerenders_from_files(env: dict[str, Path], tmp_path: Path) -> No
     cases = ET.parse(out / "junit.xml").getroot().iter("testcase")
     assert sorted(c.get("name") for c in cases if c.get("classname") != "probe.gate") == ["c1", "c2", "d1"]
     assert "❌ gate FAILED" in (out / "report.md").read_text()  # gate.json belongs to this scan
+
+
+def test_stale_gate_is_not_shown(env: dict[str, Path], tmp_path: Path) -> None:
+    """gate.json judged an earlier scan: after a new `probe scan` into the same directory it is ignored."""
+    out = tmp_path / "r"
+    assert check(env, "dirty", out, "--max-contaminated", "0").exit_code == 1
+    assert run("scan", env["clean"], "--index", env["index"], "--out", out).exit_code == 0
+    assert run("report", out).exit_code == 0
+    assert "gate" not in (out / "report.md").read_text().lower()
 
 
 def test_report_exit_codes(env: dict[str, Path], tmp_path: Path) -> None:

@@ -417,6 +417,17 @@ def test_terminal_neutralizes_data(report_dir: Path) -> None:
     assert "[/bold] markup" in out  # rich markup in data prints literally (and does not raise)
 
 
+def test_terminal_wrapped_lines_never_start_a_workflow_command(report_dir: Path) -> None:
+    model = load_report(report_dir)
+    summary = json.loads(json.dumps(model.summary))
+    summary["dataset"]["path"] = "x " * 46 + "::error::wrapped onto its own line"
+    buf = StringIO()
+    render_scan_summary(summary, Console(width=100, file=buf, no_color=True, color_system=None))
+    lines = buf.getvalue().splitlines()
+    assert any("::error::wrapped" in line for line in lines)
+    assert not [line for line in lines if line.lstrip().startswith("::")]
+
+
 def test_workflow_commands_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     buf = StringIO()
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)

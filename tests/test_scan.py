@@ -238,7 +238,7 @@ def test_gpt4_needs_a_chars_index(world, default_scan) -> None:
     assert set(summary["unavailable_definitions"]) == {"gpt2", "gpt3", "palm", "llama2", "llama3", "lmeval"}
     flags = {r["id"]: r["contaminated_gpt4"] for r in rows}
     assert flags["quote"] and flags["joint"] and flags["unicode"] and not flags["novel"]
-    assert flags["short"] is False  # shorter than 50 characters: unassessable, not flagged
+    assert flags["short"] is None  # shorter than 50 characters: unassessable (null), never "clean"
     # GPT-4 samples three windows, but coverage uses every 50-gram
     joint = rows[ROW["joint"]]
     assert joint["instruction_token_coverage_50"] == 1.0 and joint["verdict"] == "seen"

@@ -12,17 +12,24 @@ DEMO_SPEC = TextSpec(views=("surface", "pattern"), ns=(8, 13))
 
 
 def run_demo(root: str | Path = ".", workers: int | None = None, progress: Any = None) -> dict[str, Any]:
-    """Build the stdlib corpus and its index under ``root``; return where things are.
+    """Build the stdlib corpus and its index, scan the shipped dataset, render the reports.
 
     Re-running is cheap: the corpus is reused when unchanged and the build adds
     only shard parts the index does not hold.
     """
+    from probe.demo import demo_dataset_path
     from probe.index.build import build_index
+    from probe.report.render import render_reports
+    from probe.scan import scan_dataset
 
     root = Path(root)
     corpus_dir = root / "indexes" / "demo-corpus"
     index_dir = root / "indexes" / "demo"
+    report_dir = root / "reports" / "demo"
     shards = build_demo_corpus(corpus_dir)
     config = BuildConfig(workers=workers) if workers else BuildConfig()
     build = build_index([str(p) for p in shards], index_dir, DEMO_SPEC, config, progress)
-    return {"corpus": str(corpus_dir), "index": str(index_dir), "build": build}
+    scan = scan_dataset(demo_dataset_path(), index_dir, report_dir)
+    reports = render_reports(report_dir)
+    return {"corpus": str(corpus_dir), "index": str(index_dir), "build": build, "report_dir": str(report_dir),
+            "summary": scan.summary, "reports": {k: str(v) for k, v in reports.items()}}

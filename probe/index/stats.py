@@ -14,36 +14,48 @@ from typing import Any
 import numpy as np
 
 from probe import kernels
+from probe.errors import IndexFormatError
 from probe.index.reader import IndexReader, open_index
+from probe.index.segment import open_parquet
 from probe.sources.corpus import ReaderOptions, ShardRef, read_document
 from probe.text.tokenizers import Tokenizer
 
 
 def _duck_files(reader: IndexReader, entries: list[dict[str, Any]]) -> list[str]:
+    # DuckDB neither checks sizes against the manifest nor verifies page checksums: check
+    # each file's path, size and footer first, so damage is an IndexFormatError naming it.
+    for e in entries:
+        open_parquet(reader.root, e)
     return [str(reader.root / e["path"]) for e in entries]
+
+
+def _duck_query(reader: IndexReader, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    from probe._duck import connect
+
+    try:
+        return connect().execute(sql, params).fetchall()
+    except duckdb.Error as e:
+        raise IndexFormatError(f"index {reader.root}: cannot read n-gram files: {e}") from e
 
 
 def _distinct(reader: IndexReader, entries: list[dict[str, Any]]) -> int:
     if len(entries) <= 1:
         return sum(e["rows"] for e in entries)
-    from probe._duck import connect
-
-    con = connect()
-    return int(con.execute("SELECT count(DISTINCT hash) FROM read_parquet(?)", [_duck_files(reader, entries)])
-               .fetchone()[0])
+    return int(_duck_query(reader, "SELECT count(DISTINCT hash) FROM read_parquet(?)",
+                           [_duck_files(reader, entries)])[0][0])
 
 
 def _top_ngrams(reader: IndexReader, view: str, n: int, entries: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     if k <= 0 or not entries:
         return []
-    from probe._duck import connect
-
-    con = connect()
-    rows = con.execute(
+    rows = _duck_query(
+        reader,
         "SELECT hash, sum(count)::UBIGINT AS c, sum(docs)::UBIGINT AS d FROM read_parquet(?) "
         "GROUP BY hash ORDER BY c DESC, hash LIMIT ?",
         [_duck_files(reader, entries), k],
-    ).fetchall()
+    )
     if not rows:
         return []
     hashes = np.array([r[0] for r in rows], dtype=np.uint64)

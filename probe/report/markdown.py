@@ -78,7 +78,7 @@ def _headline(m: ReportModel) -> list[str]:
         status = " — ✅ gate passed" if gate.get("passed") else " — ❌ gate FAILED"
     lines = [f"## probe: {md_text(m.dataset_name, 120)}{status}", ""]
     line = (f"**{m.contaminated_count:,}** of {m.assessable:,} assessable examples ({_pct(m.contaminated_share)}) "
-            f"contaminated (`{md_text(m.definition)}`) · **{v.get('seen', 0):,}** seen · {v.get('partial', 0):,} "
+            f"contaminated ({md_text(m.definition)}) · **{v.get('seen', 0):,}** seen · {v.get('partial', 0):,} "
             f"partial · **{v.get('novel', 0):,}** novel (teach explicitly)")
     if s.get("unassessable"):
         line += f" · {s['unassessable']:,} unassessable"

@@ -40,6 +40,7 @@ def safe_text(text: str | None, limit: int = 120) -> str:
         s += "…"
     if s.lstrip().startswith("::"):
         s = "\u200b" + s  # a zero-width space: runners only parse commands at line start
+    s = s.replace(" ::", " \u200b::")  # nor at the start of a line rich wraps at that space
     return escape(s)  # every caller prints through rich markup: "[/bold]" in data must stay text
 
 
