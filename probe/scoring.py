@@ -20,10 +20,10 @@ whole example by default, tokenized by the index's tokenizer):
 - ``llama3`` (Dubey et al. 2024, §5.1.4): share of tokens inside matched 8-grams;
   flagged at ≥ ``llama3`` (default 50 %; Meta tunes it per benchmark).
 - ``lmeval`` (lm-evaluation-harness decontamination): any 13-gram overlap.
-- ``default`` (ours): at least ``min_hash_matches`` (2) *rare* matched n-grams (found
-  in ≤ ``max_docs`` documents) at the smallest n, and either rare token coverage
-  ≥ 50 %, or a rare matched span ≥ 20 tokens, or (pattern view) rare pattern token
-  coverage ≥ 80 %. Rationale: requiring rare n-grams ignores boilerplate and
+- ``default`` (ours): at the smallest n, either at least ``min_hash_matches`` (2)
+  *rare* matched surface n-grams (found in ≤ ``max_docs`` documents) with rare token
+  coverage ≥ 50 % or a rare matched span ≥ 20 tokens; or (pattern view) at least 2
+  rare matched pattern n-grams with rare pattern token coverage ≥ 80 %. Rationale: requiring rare n-grams ignores boilerplate and
   templates; two hash matches make a 64-bit collision negligible (≈1e-9 per
   1,000-n-gram field); coverage or a long span catches verbatim and lightly edited
   items, the pattern view catches items with swapped numbers and names.
@@ -181,11 +181,15 @@ def contamination(
     unavailable: dict[str, str] = {}
     nmin = min(surface)
     s = surface[nmin]
-    rare_enough = s.matched_rare >= thresholds.min_hash_matches
-    strong = (s.token_coverage_rare >= thresholds.default_coverage) | (s.longest_rare >= thresholds.default_span)
+    surface_hit = (s.matched_rare >= thresholds.min_hash_matches) & (
+        (s.token_coverage_rare >= thresholds.default_coverage) | (s.longest_rare >= thresholds.default_span))
     if pattern is not None and nmin in pattern:
-        strong |= pattern[nmin].token_coverage_rare >= thresholds.default_pattern
-    out["default"] = (s.ngrams > 0) & rare_enough & strong
+        # the pattern branch stands on its own rare matches: swapped numbers and names
+        # can leave fewer than two rare *surface* matches in a short item
+        p = pattern[nmin]
+        surface_hit |= (p.matched_rare >= thresholds.min_hash_matches) & (
+            p.token_coverage_rare >= thresholds.default_pattern)
+    out["default"] = (s.ngrams > 0) & surface_hit
     if 8 in surface:
         s8 = surface[8]
         out["gpt2"] = (s8.ngrams > 0) & (s8.ngram_coverage >= thresholds.gpt2)

@@ -661,3 +661,32 @@ def test_real_text_counts_against_python_oracle(shared_data: Path, tmp_path: Pat
     assert checked >= 1000
     totals = reader.totals()
     assert totals["docs"] == len(texts) and totals["tokens"] == sum(len(t) for t in tokens_per_doc)
+
+
+def test_changed_row_groups_per_part_is_refused(tmp_path: Path) -> None:
+    shard = write_parquet(tmp_path / "a.parquet", make_docs(80, seed=6), row_group_size=20)  # 4 row groups
+    idx = tmp_path / "idx"
+    build_index([str(shard)], idx, TextSpec(), BuildConfig(workers=1, row_groups_per_part=1))
+    res = CliRunner().invoke(main, ["index", "build", str(shard), "--index", str(idx), "--workers", "1",
+                                    "--silent", "--row-groups-per-part", "2"])
+    assert res.exit_code == 2 and "committed with 4 parts, now 2" in res.stderr
+    res = CliRunner().invoke(main, ["index", "build", str(shard), "--index", str(idx), "--workers", "1",
+                                    "--silent", "--row-groups-per-part", "1"])
+    assert res.exit_code == 0 and "committed 0 part(s), 4 already indexed" in res.stdout
+
+
+def test_changed_shard_content_under_the_same_path_is_refused(tmp_path: Path) -> None:
+    """Identity is the content fingerprint; a rewritten file under a committed path would double-count."""
+    path = write_jsonl(tmp_path / "a.jsonl", ["first version of the document text"])
+    idx = tmp_path / "idx"
+    build_index([str(path)], idx, TextSpec(ns=(2,)), ONE)
+    write_jsonl(path, ["second version of the document text"])
+    res = CliRunner().invoke(main, ["index", "build", str(path), "--index", str(idx), "--n", "2", "--workers", "1",
+                                    "--silent"])
+    assert res.exit_code == 3 and str(path) in res.stderr and "shard changed since it was indexed" in res.stderr
+    assert open_index(idx).totals()["docs"] == 1
+    # the same new content under a new path is simply another shard
+    other = tmp_path / "b.jsonl"
+    other.write_bytes(path.read_bytes())
+    assert build_index([str(other)], idx, TextSpec(ns=(2,)), ONE).parts_committed == 1
+    assert open_index(idx).totals()["shards"] == 2

@@ -240,15 +240,18 @@ def test_gpt3_ignores_13grams_in_more_than_max_docs_documents_and_lmeval_does_no
 
 def test_default_needs_two_rare_matches_and_coverage_or_a_long_span_or_pattern() -> None:
     th = Thresholds()
-    s = scores(7, matched_rare=[2, 1, 2, 2, 2, 5, 2],
-               token_coverage_rare=[0.5, 1.0, 0.49999, 0.0, 0.0, 0.1, 0.0],
-               longest_rare=[0, 30, 19, 20, 0, 0, 0])
-    pattern = scores(7, token_coverage_rare=[0, 0, 0, 0, 0.8, 0.79999, 0.0])
-    got = flags({8: s, 13: scores(7)}, {8: pattern, 13: scores(7)}, th=th)
-    # coverage 0.5 | one rare match only | below both | span exactly 20 | pattern 0.8 | pattern just below | nothing
-    assert got["default"] == [True, False, False, True, True, False, False]
+    s = scores(9, matched_rare=[2, 1, 2, 2, 2, 5, 2, 1, 2],
+               token_coverage_rare=[0.5, 1.0, 0.49999, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0],
+               longest_rare=[0, 30, 19, 20, 0, 0, 0, 0, 0])
+    pattern = scores(9, matched_rare=[0, 0, 0, 0, 2, 2, 0, 2, 1],
+                     token_coverage_rare=[0, 0, 0, 0, 0.8, 0.79999, 0.0, 0.9, 0.9])
+    got = flags({8: s, 13: scores(9)}, {8: pattern, 13: scores(9)}, th=th)
+    # coverage 0.5 | one rare match only | below both | span exactly 20 | pattern 0.8 | pattern just below |
+    # nothing | pattern branch on its own two rare matches (one rare surface match) | one rare pattern match
+    assert got["default"] == [True, False, False, True, True, False, False, True, False]
     # without the pattern view the pattern clause cannot fire
-    assert flags({8: s, 13: scores(7)}, None, th=th)["default"] == [True, False, False, True, False, False, False]
+    assert flags({8: s, 13: scores(9)}, None, th=th)["default"] == [True, False, False, True, False, False, False,
+                                                                    False, False]
 
 
 def test_default_reads_the_smallest_n_and_nothing_on_unassessable_fields() -> None:

@@ -294,9 +294,32 @@ def read_manifest(root: Path, rel: str, digest: str | None = None) -> dict[str, 
     if digest is not None and xxhash.xxh3_128_hexdigest(data) != digest:
         raise IndexFormatError(f"{path}: segment manifest content hash mismatch (corrupt or replaced)")
     try:
-        return json.loads(data)
+        manifest = json.loads(data)
     except ValueError as e:
         raise IndexFormatError(f"{path}: malformed segment manifest: {e}") from e
+    if not _manifest_ok(manifest):
+        raise IndexFormatError(f"{path}: malformed segment manifest (missing fields or wrong types)")
+    return manifest
+
+
+def _is_file_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+            and all(isinstance(entry.get(k), int) for k in ("rows", "bytes"))
+            and isinstance(entry.get("xxh3_128"), str))
+
+
+def _manifest_ok(m: Any) -> bool:
+    """Shape check, so a damaged (but consistently signed) manifest is an IndexFormatError, not a crash."""
+    if not (isinstance(m, dict) and isinstance(m.get("files"), list) and _is_file_entry(m.get("docs_file"))
+            and isinstance(m.get("parts"), list) and isinstance(m.get("docs"), int)):
+        return False
+    for f in m["files"]:
+        if not (_is_file_entry(f) and isinstance(f.get("view"), str) and isinstance(f.get("n"), int)
+                and isinstance(f.get("row_groups"), list)
+                and all(isinstance(g, list) and len(g) == 3 and all(isinstance(x, int) for x in g)
+                        for g in f["row_groups"])):
+            return False
+    return True
 
 
 def open_parquet(root: Path, entry: dict[str, Any]) -> pq.ParquetFile:

@@ -418,3 +418,25 @@ def test_info_on_damaged_index_exits_4_not_70(idx: Path) -> None:
         index_info(idx)
     res = cli("index", "info", str(idx))
     assert res.exit_code == 4 and "internal error" not in res.stderr
+
+
+@pytest.mark.parametrize("mutation", ["no-files", "file-not-object", "bytes-string", "row-groups-bad", "no-docs-file"])
+def test_malformed_but_signed_manifest_is_a_format_error(idx: Path, mutation: str) -> None:
+    def mutate(m):
+        if mutation == "no-files":
+            del m["files"]
+        elif mutation == "file-not-object":
+            m["files"][0] = "view=surface/n=3.parquet"
+        elif mutation == "bytes-string":
+            m["files"][0]["bytes"] = "38074"
+        elif mutation == "row-groups-bad":
+            m["files"][0]["row_groups"] = [[0, 255]]
+        else:
+            del m["docs_file"]
+
+    rewrite_manifest(idx, mutate)
+    with pytest.raises(IndexFormatError, match="malformed segment manifest"):
+        open_index(idx).manifests  # noqa: B018
+    for cmd in (["index", "info", str(idx)], ["index", "verify", str(idx)], ["index", "lookup", str(idx), "a b c"]):
+        res = cli(*cmd)
+        assert res.exit_code == 4 and "internal error" not in res.stderr, (cmd, res.output)

@@ -274,20 +274,14 @@ def test_random_time_kills_then_resume(many_parts: ManyParts, tmp_path: Path) ->
 
     Every builder is a real process running ``probe index build`` (``probe.cli.main``), started
     warm (imports and numba cache loaded beforehand, see helpers.warm_probe) so that the kill
-    time, U(0.05, 1.0) x the uninterrupted build time, lands in the work and not in the
-    interpreter start: the clock starts when the builder creates its first new segment. When a
-    run finishes before its kill, its index is checked and the next
-    iteration starts a fresh one, so later kills still hit a build in progress.
+    time, U(0.05, 1.0) x the time the remaining parts take uninterrupted, lands in the work and
+    not in the interpreter start: the clock starts when the builder creates its first new
+    segment. When a run finishes before its kill, the next iteration starts a fresh index, so
+    later kills still hit a build in progress.
     """
     rng = random.Random(SEED)
     print(f"random kill seed: {SEED}")
-    span = max(0.3, 1.5 * many_parts.work_seconds)
-    plans = []
-    for i in range(10):
-        workers = 2 if i % 4 == 3 else 1
-        plans.append((workers, rng.uniform(0.05, 1.0) * span))
-    generation = 0
-    index = tmp_path / f"idx{generation}"
+    plans = [(2 if i % 4 == 3 else 1, rng.uniform(0.05, 1.0)) for i in range(10)]
     # all builders warm up at once (2 cores); each then waits for "go" with its own --index decided later,
     # so pass a placeholder directory and symlink it to the current index just before "go"
     procs = []
@@ -295,13 +289,35 @@ def test_random_time_kills_then_resume(many_parts: ManyParts, tmp_path: Path) ->
         link = tmp_path / f"run{i}"
         procs.append((link, warm_probe("index", "build", *many_parts.shards, "--index", str(link),
                                        "--workers", str(workers), *CLI_ARGS)))
+    try:
+        outcomes = _run_kills(plans, procs, many_parts, tmp_path)
+    finally:
+        for _link, proc in procs:  # a failed assertion must not leave warm builders waiting
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=60)
+    print(f"work {many_parts.work_seconds:.2f}s; kills (delay s, workers, returncode, parts before, "
+          "parts after, index):", outcomes)
+    assert sum(1 for o in outcomes if o[2] == -signal.SIGKILL) >= 5
+    for index in sorted(tmp_path.glob("idx*")):
+        build_index(many_parts.shards, index, SPEC, CONFIG)
+        assert index_tables(index) == many_parts.tables
+        code, report = verify_cli(index, deep=True)
+        assert code == 0 and report["ok"], report
+
+
+def _run_kills(plans, procs, many_parts: ManyParts, tmp_path: Path) -> list[tuple]:
     for _link, proc in procs:
         wait_ready(proc)
+    generation = 0
+    index = tmp_path / f"idx{generation}"
     outcomes = []
-    for (workers, delay), (link, proc) in zip(plans, procs, strict=True):
+    for (workers, fraction), (link, proc) in zip(plans, procs, strict=True):
         index.mkdir(exist_ok=True)
         link.symlink_to(index, target_is_directory=True)
         before = committed_parts(index) if (index / "snapshots").exists() else 0
+        # U(0.05, 1.0) of the time the remaining parts take (measured uninterrupted, in-process)
+        delay = fraction * many_parts.work_seconds * (16 - before) / 16
         segments_before = _segment_dirs(index)
         start_warm(proc)
         _wait_for_work(proc, index, segments_before)
@@ -320,14 +336,7 @@ def test_random_time_kills_then_resume(many_parts: ManyParts, tmp_path: Path) ->
         if after == 16:
             generation += 1
             index = tmp_path / f"idx{generation}"
-    print(f"work {many_parts.work_seconds:.2f}s; kills (delay s, workers, returncode, parts before, "
-          "parts after, index):", outcomes)
-    assert sum(1 for o in outcomes if o[2] == -signal.SIGKILL) >= 5
-    for index in sorted(tmp_path.glob("idx*")):
-        build_index(many_parts.shards, index, SPEC, CONFIG)
-        assert index_tables(index) == many_parts.tables
-        code, report = verify_cli(index, deep=True)
-        assert code == 0 and report["ok"], report
+    return outcomes
 
 
 # --------------------------------------------------------------------------- concurrency
