@@ -137,16 +137,19 @@ class IndexReader:
             if self._cached_bytes + entry["rows"] * 20 > self.memory_bytes:
                 return None
             table = self._read(entry, ["hash", "count", "docs"])
-            loaded = _LoadedTable(_column(table, "hash"), _column(table, "count"), _column(table, "docs"), None, None)
+            counts = _column(table, "count")
+            if entry.get("count_sum", 1 << 40) < 2**32:  # every count fits: half the memory
+                counts = counts.astype(np.uint32)
+            loaded = _LoadedTable(_column(table, "hash"), counts, _column(table, "docs"), None, None)
             self._tables[key] = loaded
             self._cached_bytes += loaded.nbytes
         if want_samples and loaded.sample_offsets is None and self.spec.doc_sample_k:
             if self._cached_bytes + entry["rows"] * 10 > self.memory_bytes:
                 return None
             col = self._read(entry, ["doc_sample"]).column("doc_sample").combine_chunks()
-            offsets = np.asarray(col.offsets, dtype=np.int64)
+            offsets = np.asarray(col.offsets)  # int32 for a list column
             loaded.sample_values = np.asarray(col.values, dtype=np.uint32)[offsets[0]:offsets[-1]]
-            loaded.sample_offsets = offsets - offsets[0]
+            loaded.sample_offsets = offsets - offsets[0] if offsets[0] else offsets
             self._cached_bytes += loaded.sample_values.nbytes + loaded.sample_offsets.nbytes
         return loaded
 
