@@ -124,14 +124,16 @@ def index() -> None:
 @click.option("--row-groups-per-part", type=int, default=2, show_default=True,
               help="Parquet row groups per task (the unit of parallelism and of resume).")
 @click.option("--skip-bad-records", is_flag=True,
-              help="Skip (and count) bad records instead of failing the shard.")
+              help="Skip (and count) bad records instead of failing the shard (a damaged file still fails).")
+@click.option("--max-record-bytes", default="256M", show_default=True,
+              help="A line or document larger than this is a bad record.")
 @silent_option
 @format_option
 @handle_errors
 def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normalizer: str, ns: str, views: str,
                 seed: int, sample_mod: int, doc_sample_k: int, bucket_bits: int, workers: int | None, memory: str,
                 text_field: str, id_field: str | None, source_field: str | None, row_groups_per_part: int,
-                skip_bad_records: bool, silent: bool, output_format: str) -> None:
+                skip_bad_records: bool, max_record_bytes: str, silent: bool, output_format: str) -> None:
     """Index corpus SHARDS (files, globs, directories) into --index; resumable.
 
     Only shard parts not yet in the index are processed, so re-running after a
@@ -150,7 +152,8 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
         raise ConfigError("--row-groups-per-part must be >= 1")
     config = BuildConfig(workers=workers or os.cpu_count() or 1, memory_bytes=parse_size(memory),
                          skip_bad_records=skip_bad_records, text_field=text_field, id_field=id_field,
-                         source_field=source_field, row_groups_per_part=row_groups_per_part)
+                         source_field=source_field, row_groups_per_part=row_groups_per_part,
+                         max_record_bytes=parse_size(max_record_bytes))
     progress = BuildProgress(enabled=False if silent else None)
     result = build_index(shards, index_dir, spec, config, progress)
     summary = {

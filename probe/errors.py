@@ -84,6 +84,12 @@ class NothingAssessableError(ProbeError):
     exit_code = ExitCode.NOTHING_ASSESSABLE
 
 
+class WorkerDiedError(ProbeError):
+    """A worker process died (killed, out of memory); committed work is kept, re-run resumes."""
+
+    exit_code = ExitCode.INTERNAL
+
+
 class ThresholdExceeded(ProbeError):
     """A CI gate failed; the reports were still written."""
 

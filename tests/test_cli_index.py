@@ -85,8 +85,6 @@ def _documented_text() -> str:
     return readme + "".join((REPO / p).read_text() for p in sorted(linked) if (REPO / p).exists())
 
 
-@pytest.mark.xfail(strict=True, reason="README lacks `probe index info --snapshot/--top` and the "
-                   "--source-field alias (README is the lead's; remove this marker once documented)")
 def test_every_index_command_and_option_is_documented() -> None:
     text = _documented_text()
     missing = []

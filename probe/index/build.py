@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import pyarrow as pa
 from probe import kernels
 from probe._alloc import tune_allocator
 from probe.config import BuildConfig, TextSpec
-from probe.errors import InputError, ProbeError
+from probe.errors import InputError, ProbeError, WorkerDiedError
 from probe.index import format as fmt
 from probe.index.segment import (
     Aggregated,
@@ -87,6 +88,7 @@ class BuildResult:
     parts_skipped: int  # already in the index
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (uri, same-content uri already seen)
     failures: list[str] = field(default_factory=list)
+    worker_died: bool = False
     docs: int = 0
     tokens: int = 0
     bytes_read: int = 0
@@ -428,7 +430,9 @@ def build_index(
                 progress.part_done()
 
         def on_failure(task: Task, exc: BaseException) -> None:
-            if isinstance(exc, ProbeError):
+            if isinstance(exc, BrokenProcessPool):
+                result.worker_died = True
+            elif isinstance(exc, ProbeError):
                 result.failures.append(str(exc))
             else:
                 result.failures.append(f"{task.shard.uri} (part {task.part.index}): {type(exc).__name__}: {exc}")
@@ -445,6 +449,11 @@ def build_index(
                 progress.stop()
     result.seconds = time.perf_counter() - started
     result.phases = phases
+    if result.worker_died:
+        raise WorkerDiedError(
+            f"a worker process died while indexing (killed, e.g. by the out-of-memory killer?); "
+            f"{result.parts_committed} part(s) were committed and are kept. Re-run the same command to resume, "
+            "with a smaller --memory or fewer --workers if memory is short.")
     if result.failures:
         shown = "\n  ".join(result.failures[:20])
         more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""

@@ -20,6 +20,7 @@ batches use one byte per character.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -78,7 +79,9 @@ def _cached_lut(name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
     optimization only: any problem with it falls back to building.
     """
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "probe"
-    path = base / f"{name}-unicode{unicodedata.unidata_version}-v{_LUT_VERSION}.npy"
+    # the key covers everything the tables are built from, so editing a class list invalidates them
+    key = hashlib.sha256(f"{_LUT_VERSION}|{_QUOTES}|{_SENTENCE_END}|{_NEWLINES}".encode()).hexdigest()[:12]
+    path = base / f"{name}-unicode{unicodedata.unidata_version}-{key}.npy"
     try:
         arr = np.load(path, allow_pickle=False)
         if arr.shape == (0x110000,):
