@@ -25,7 +25,7 @@ def _fail(exc: BaseException) -> None:
     code = exit_code_for(exc)
     if code == ExitCode.INTERRUPTED:
         click.echo("interrupted; re-run the same command to resume", err=True)
-    elif code == ExitCode.INTERNAL:
+    elif code == ExitCode.INTERNAL and not isinstance(exc, ProbeError):
         traceback.print_exception(exc, file=sys.stderr)
         click.echo("probe: internal error (a bug): please report it with the traceback above", err=True)
     else:
