@@ -196,7 +196,7 @@ def test_worker_killed_in_pool_then_resume(env: CrashEnv, fault_runs) -> None:
     """A pool worker SIGKILLed (e.g. by the OOM killer) fails the build; nothing partial is committed."""
     returncode, stderr, index = fault_runs[WORKER_FAULT.id]
     assert returncode == 70, stderr  # ExitCode.INTERNAL via WorkerDiedError: one clear message
-    assert "a worker process died" in stderr and "re-run" in stderr
+    assert "a worker process died" in stderr and "Re-run the same command" in stderr
     assert stderr.count("worker process died") == 1
     code, report = verify_cli(index)
     assert code == 0 and report["ok"], report
