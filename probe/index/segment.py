@@ -181,11 +181,17 @@ def _to_table(agg: Aggregated, k: int) -> pa.Table:
 
 
 def _writer_options() -> dict[str, Any]:
+    """DELTA_BINARY_PACKED for every integer column, then zstd-1.
+
+    Sorted hashes delta-encode to ~5 bytes; counts, docs and ordinals are small
+    integers. Measured against dictionary encoding of count/docs: same size (+2 %),
+    ~40 % less write time (bench/RESULTS.md).
+    """
     return {
         "compression": "zstd",
         "compression_level": 1,
-        "use_dictionary": ["count", "docs"],
-        "column_encoding": {"hash": "DELTA_BINARY_PACKED"},
+        "use_dictionary": False,
+        "column_encoding": {name: "DELTA_BINARY_PACKED" for name in ("hash", "count", "docs", "doc_sample")},
         "write_page_checksum": True,
         "write_statistics": ["hash"],
     }
@@ -235,21 +241,25 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
     for chunk in chunks:
         if not len(chunk):
             continue
-        bounds = bucket_bounds(chunk.hashes, bucket_bits)
-        # split the chunk at bucket boundaries so row groups never straddle a bucket
-        lo = 0
-        for b in range(1, bounds.shape[0]):
-            hi = int(bounds[b])
-            if hi <= lo:
+        rows += len(chunk)
+        count_sum += int(chunk.counts.sum())
+        bounds = bucket_bounds(chunk.hashes, bucket_bits).tolist()
+        # cut row groups only at bucket boundaries, so a row group never straddles a bucket;
+        # slices of the chunk are written as they are (no per-bucket copies)
+        start = 0
+        for b in range(1, len(bounds)):
+            lo, hi = bounds[b - 1], bounds[b]
+            if hi == lo:
                 continue
-            piece = chunk.slice(lo, hi)
-            if pending_rows and pending_rows + len(piece) > ROWS_PER_ROW_GROUP:
+            if pending_rows + (lo - start) > 0 and pending_rows + (hi - start) > ROWS_PER_ROW_GROUP:
+                if lo > start:
+                    pending.append(chunk.slice(start, lo))
+                    pending_rows += lo - start
+                    start = lo
                 flush()
-            pending.append(piece)
-            pending_rows += len(piece)
-            rows += len(piece)
-            count_sum += int(piece.counts.sum())
-            lo = hi
+        if len(chunk) > start:
+            pending.append(chunk.slice(start, len(chunk)))
+            pending_rows += len(chunk) - start
     flush()
     fault_point("mid_parquet_write")
     writer.close()
