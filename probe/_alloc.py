@@ -15,6 +15,7 @@ import ctypes.util
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
+_INT_MAX = (1 << 31) - 1
 
 _done = False
 
@@ -26,8 +27,12 @@ def tune_allocator() -> bool:
         return True
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # mallopt takes C ints: a value of 2**32 would wrap to 0 and make glibc trim
+        # the heap on every free, the opposite of what is wanted here.
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
         ok = bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30))
-        ok &= bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 32))
+        ok &= bool(libc.mallopt(M_TRIM_THRESHOLD, _INT_MAX))
         ok &= bool(libc.mallopt(M_TOP_PAD, 64 << 20))
     except (OSError, AttributeError):
         return False

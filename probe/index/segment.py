@@ -216,7 +216,7 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
     the manifest records each row group's bucket range. The file is serialized in
     memory, hashed, written and fsynced (its directory is not visible to readers yet).
     """
-    sink = io.BytesIO()
+    sink = pa.BufferOutputStream()  # grows in Arrow memory: no BytesIO copy on getvalue()
     writer = pq.ParquetWriter(sink, ngram_schema(k), **_writer_options())
     row_groups: list[list[int]] = []
     pending: list[Aggregated] = []
@@ -263,7 +263,7 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
     flush()
     fault_point("mid_parquet_write")
     writer.close()
-    data = sink.getvalue()
+    data = memoryview(sink.getvalue())
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file_durable(path, data)
