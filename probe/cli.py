@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -33,11 +35,23 @@ def _fail(exc: BaseException) -> None:
     sys.exit(int(code))
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM → the same clean stop as Ctrl-C: unwind (locks released, uncommitted parts dropped), exit 130."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Map exceptions to the documented exit codes (one place for every command)."""
+    """Map exceptions to the documented exit codes (one place for every command).
+
+    SIGTERM is handled like SIGINT while a command runs, so ``kill``/a CI cancel gets
+    exit 130 and a clean unwind instead of an abrupt death by signal.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return func(*args, **kwargs)
         except click.exceptions.Exit:
@@ -48,6 +62,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(exc)
         except Exception as exc:  # noqa: BLE001 - unexpected: a bug, exit 70 with the traceback
             _fail(exc)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 

@@ -78,6 +78,10 @@ class IndexLockedError(IndexError_):
     """Another writer holds the index lock."""
 
 
+class IndexWriteError(IndexError_):
+    """An index file could not be written (disk full, file too large, I/O error); nothing partial is visible."""
+
+
 class NothingAssessableError(ProbeError):
     """Nothing in the input could be assessed (all skipped, too short or empty)."""
 

@@ -38,6 +38,7 @@ from probe.errors import (
     IndexFormatError,
     IndexLockedError,
     IndexMissingError,
+    IndexWriteError,
     SpecMismatchError,
 )
 
@@ -83,11 +84,21 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_file_durable(path: Path, data: bytes) -> None:
-    """Write bytes and fsync them (the path must not be visible to readers yet)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    """Write bytes and fsync them (the path must not be visible to readers yet).
+
+    An OS error (disk full, file too large, I/O error, read-only filesystem) becomes an
+    :class:`IndexWriteError` naming the file; the partial file is removed.
+    """
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise IndexWriteError(f"cannot write index file {path}: {e.strerror or e}; nothing from this step "
+                              "was committed (free space, then re-run the same command to resume)") from e
 
 
 def publish_exclusive(directory: Path, name: str, data: bytes) -> bool:
@@ -97,17 +108,25 @@ def publish_exclusive(directory: Path, name: str, data: bytes) -> bool:
     False when another writer published that name first.
     """
     tmp = directory / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    write_file_durable(tmp, data)
     try:
+        write_file_durable(tmp, data)  # inside the try: an interrupt mid-write leaves no temp file
         fault_point("before_log_publish")
         os.link(tmp, directory / name)
     except FileExistsError:
         return False
+    except OSError as e:
+        raise IndexWriteError(f"cannot publish {directory / name}: {e.strerror or e}; nothing was committed") from e
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     fault_point("after_log_publish_before_dirfsync")
-    fsync_dir(directory)
+    try:
+        fsync_dir(directory)
+    except OSError as e:
+        # the entry is linked but maybe not durable: the commit is in doubt, never retried blindly
+        raise IndexWriteError(f"{directory / name} was published but fsync of {directory} failed: "
+                              f"{e.strerror or e}; the commit is in doubt: run `probe index verify`, "
+                              "then re-run the same command") from e
     return True
 
 
