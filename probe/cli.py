@@ -58,6 +58,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            # whoever read stdout went away (`probe ... | head`): stop quietly, as other CLI tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(ExitCode.BROKEN_PIPE)
         except (ProbeError, KeyboardInterrupt) as exc:
             _fail(exc)
         except Exception as exc:  # noqa: BLE001 - unexpected: a bug, exit 70 with the traceback
@@ -362,28 +367,67 @@ def _config_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 @main.command("scan")
-@click.argument("dataset", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @index_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report directory (examples.parquet, summary.json) [default: reports/<dataset name>].")
+              help="Report directory (examples.parquet, summary.json) [default: reports/<dataset name>]; "
+                   "with several datasets, the parent of one directory per dataset [default: reports].")
 @dataset_options
 @silent_option
 @format_option
 @handle_errors
-def scan(dataset: Path, index_dir: Path, out_dir: Path | None, silent: bool, output_format: str,
+def scan(datasets: tuple[Path, ...], index_dir: Path, out_dir: Path | None, silent: bool, output_format: str,
          **kwargs: Any) -> None:
-    """Scan DATASET against --index: per-example coverage, contamination and verdicts."""
+    """Scan DATASETS against --index: per-example coverage, contamination and verdicts.
+
+    Several datasets are scanned against one pinned snapshot in one process: the
+    index is loaded once, so each further dataset costs only its own lookups. They
+    run in the order given; on an error the reports already written are kept.
+    With --format json, one dataset prints its summary, several print a list.
+    """
+    from probe.index.reader import open_index
     from probe.report.terminal import render_scan_summary
     from probe.scan import scan_dataset
 
     config = _scan_config(**_config_kwargs(kwargs))
-    out_dir = out_dir or Path("reports") / _report_name(dataset)
-    result = scan_dataset(dataset, index_dir, out_dir, config)
-    if output_format == "json":
-        _emit_json(result.summary)
+    if len(datasets) == 1:
+        out_dirs = [out_dir or Path("reports") / _report_name(datasets[0])]
     else:
-        render_scan_summary(result.summary)
-        click.echo(f"wrote {out_dir / 'examples.parquet'} and {out_dir / 'summary.json'}")
+        out_dirs = [(out_dir or Path("reports")) / name for name in _report_names(datasets)]
+    reader = open_index(index_dir)
+    summaries = []
+    for dataset, target in zip(datasets, out_dirs, strict=True):
+        result = scan_dataset(dataset, index_dir, target, config, reader=reader)
+        summaries.append(result.summary)
+        if output_format != "json":
+            render_scan_summary(result.summary)
+            click.echo(f"wrote {target / 'examples.parquet'} and {target / 'summary.json'}")
+    if output_format == "json":
+        _emit_json(summaries[0] if len(summaries) == 1 else summaries)
+
+
+def _report_names(datasets: tuple[Path, ...]) -> list[str]:
+    """One distinct report directory name per dataset: names that would collide take
+    their parent directories' names (``gsm8k/test.jsonl`` and ``mmlu/test.jsonl``
+    become ``gsm8k_test`` and ``mmlu_test``; ``alpaca_5000.jsonl`` stays ``alpaca_5000``)."""
+    resolved = [d.resolve() for d in datasets]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError("the same dataset is given twice")
+
+    def name(path: Path, depth: int) -> str:
+        parents = [p.name for p in path.parents if p.name][:depth][::-1]
+        return "_".join([*(_report_name(Path(p)) for p in parents), _report_name(path)])
+
+    depths = [0] * len(resolved)
+    while True:
+        names = [name(p, d) for p, d in zip(resolved, depths, strict=True)]
+        clashing = [i for i, nm in enumerate(names) if names.count(nm) > 1]
+        if not clashing:
+            return names
+        if any(depths[i] >= len(resolved[i].parts) for i in clashing):  # only sanitizing made them equal
+            return [f"{nm}_{i + 1}" if i in clashing else nm for i, nm in enumerate(names)]
+        for i in clashing:
+            depths[i] += 1
 
 
 def _report_name(dataset: Path) -> str:

@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     NOTHING_ASSESSABLE = 5  # nothing could be checked: never report that as success
     INTERNAL = 70  # a bug in probe (EX_SOFTWARE); never 1, which CI reads as "gate failed"
     INTERRUPTED = 130  # SIGINT/SIGTERM; the build is resumable
+    BROKEN_PIPE = 141  # stdout closed by its reader (`probe ... | head`); 128 + SIGPIPE, as shells report it
 
 
 class ProbeError(Exception):

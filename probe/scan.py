@@ -143,12 +143,19 @@ class _SummaryAccumulator:
 
 
 def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path | None = None,
-                 config: ScanConfig | None = None, progress: Any = None) -> ScanResult:
-    """Scan ``dataset`` against the pinned latest snapshot of ``index_dir``."""
+                 config: ScanConfig | None = None, progress: Any = None,
+                 reader: IndexReader | None = None) -> ScanResult:
+    """Scan ``dataset`` against the pinned latest snapshot of ``index_dir``.
+
+    Pass the ``reader`` of an earlier scan (``open_index(index_dir)``) to scan several
+    datasets against one pinned snapshot: the index tables it loaded stay loaded, so
+    each further dataset costs only its own lookups.
+    """
     config = config or ScanConfig()
     started = time.perf_counter()
     tune_allocator()
-    reader = open_index(index_dir)
+    if reader is None:
+        reader = open_index(index_dir)
     spec = reader.spec
     schema = detect_schema(dataset, config.dataset)
     tokenizer = Tokenizer(spec)

@@ -161,6 +161,58 @@ def test_default_out_is_reports_slash_dataset_name(index: Path, tmp_path: Path,
     assert [p.name for p in (tmp_path / "reports").iterdir()] == ["My_Set.v2"]
 
 
+def test_several_datasets_one_process_same_results(index: Path, tmp_path: Path) -> None:
+    """Scanning A and B together gives exactly the summaries of scanning each alone."""
+    a = tmp_path / "a" / "test.jsonl"
+    b = tmp_path / "b" / "test.jsonl"
+    for path in (a, b):
+        path.parent.mkdir()
+    shutil.copy(DATASET, a)
+    write_lines(b, DATASET.read_text(encoding="utf-8").splitlines()[:4])
+    result = run(a, b, "--index", index, "--out", tmp_path / "reports", "--format", "json", "--silent")
+    assert result.exit_code == ExitCode.OK, result.output
+    together = json.loads(result.stdout)
+    assert isinstance(together, list) and len(together) == 2
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["a_test", "b_test"]
+    for path, summary in zip((a, b), together, strict=True):
+        alone = run(path, "--index", index, "--out", tmp_path / "alone", "--format", "json", "--silent")
+        assert alone.exit_code == ExitCode.OK, alone.output
+        assert normalized(summary, path, index) == normalized(json.loads(alone.stdout), path, index)
+        name = f"{path.parent.name}_test"
+        assert json.loads((tmp_path / "reports" / name / "summary.json").read_text()) == summary
+    assert together[0]["examples"] == 9 and together[1]["examples"] < 9
+
+
+def test_several_datasets_error_names_the_bad_one_and_keeps_earlier_reports(index: Path, tmp_path: Path) -> None:
+    bad = write_lines(tmp_path / "bad.jsonl", ['{"instruction": "x", "output": "y"}', "{not json"])
+    result = run(DATASET, bad, "--index", index, "--out", tmp_path / "reports")
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert "bad.jsonl" in result.output and "line 2" in result.output
+    assert (tmp_path / "reports" / "dataset" / "summary.json").is_file()
+    assert not (tmp_path / "reports" / "bad").exists()
+
+
+def test_closed_stdout_exits_141_without_a_traceback(index: Path, tmp_path: Path) -> None:
+    """`probe scan ... --format json | head -c 1`: the reader goes away mid-output."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "probe", "scan", str(DATASET), "--index", str(index),
+                             "--out", str(tmp_path / "out"), "--format", "json", "--silent"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads stdout: the first write raises BrokenPipeError
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == ExitCode.BROKEN_PIPE, stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    assert (tmp_path / "out" / "summary.json").is_file()  # the work itself completed
+
+
+def test_same_dataset_twice_is_a_usage_error(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, DATASET, "--index", index, "--out", tmp_path / "reports")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "twice" in result.output
+
+
 def test_options_reach_the_summary(index: Path, tmp_path: Path) -> None:
     result = run(DATASET, "--index", index, "--out", tmp_path / "out", "--format", "json", "--max-docs", "3",
                  "--seen", "0.9", "--partial", "0.1", "--definitions", "gpt3,palm", "--target-field", "response",
