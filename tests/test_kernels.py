@@ -122,6 +122,20 @@ WORDISH = st.text(st.one_of(
 ), max_size=40)
 
 
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=300), st.lists(st.integers(0, 2**64 - 1), max_size=300),
+       st.integers(0, 300))
+def test_find_sorted_equals_searchsorted(table: list[int], queries: list[int], shared: int) -> None:
+    """Galloping search answers exactly what a binary search does, hits and misses, at the edges too."""
+    t = np.unique(np.array(table, dtype=np.uint64))
+    q = np.unique(np.concatenate([np.array(queries, dtype=np.uint64), t[: shared % (len(t) + 1)],
+                                  np.array([0, 2**64 - 1], dtype=np.uint64)]))
+    got = kernels.find_sorted(t, q)
+    pos = np.searchsorted(t, q)
+    present = (pos < len(t)) & (t[np.minimum(pos, max(len(t) - 1, 0))] == q) if len(t) else np.zeros(len(q), bool)
+    assert np.array_equal(got >= 0, present)
+    assert np.array_equal(got[present], pos[present])
+
+
 @given(texts=st.lists(WORDISH, max_size=6))
 def test_words_tokenizer_matches_reference(texts: list[str]) -> None:
     tb = Tokenizer(TextSpec()).tokenize(texts, with_offsets=True)

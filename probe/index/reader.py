@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from probe import kernels
 from probe.config import TextSpec
 from probe.errors import IndexFormatError, IndexMismatchError, IndexMissingError
 from probe.index import format as fmt
@@ -194,12 +195,11 @@ class IndexReader:
         th = table.hashes
         if not th.shape[0]:
             return
-        pos = np.searchsorted(th, qs)
-        pos_c = np.minimum(pos, th.shape[0] - 1)
-        hit = th[pos_c] == qs
+        pos = kernels.find_sorted(th, qs)  # qs: sorted unique queries
+        hit = pos >= 0
         if not hit.any():
             return
-        rows = pos_c[hit]
+        rows = pos[hit]
         qi = np.nonzero(hit)[0] + qlo
         counts[qi] += table.counts[rows]
         d = table.docs[rows]
