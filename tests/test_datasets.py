@@ -797,3 +797,21 @@ def test_multi_frame_zstd_and_multi_member_gzip_are_read_whole(tmp_path: Path) -
     for path in (zst, gz):
         examples, _ = read_all(path)
         assert [e.fields["instruction"] for e in examples] == ["first frame", "second frame"]
+
+
+@pytest.mark.parametrize("marker", DEFAULT_TEMPLATE_MARKERS)
+def test_every_default_marker_needs_a_prefilter_literal(marker: str) -> None:
+    """The fast path skips texts without any DEFAULT_MARKER_LITERALS: each marker must contain one."""
+    from probe.sources.datasets import DEFAULT_MARKER_LITERALS
+
+    assert any(literal in marker.replace("\\", "") for literal in DEFAULT_MARKER_LITERALS), marker
+
+
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=30), st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_prefilter_never_skips_a_text_with_a_marker(fragments: list[str], noise: str) -> None:
+    from probe.sources.datasets import DEFAULT_MARKER_LITERALS, _compile_markers
+
+    text = noise.join(fragments)
+    if _compile_markers(DEFAULT_TEMPLATE_MARKERS).search(text) is not None:
+        assert any(literal in text for literal in DEFAULT_MARKER_LITERALS)

@@ -114,6 +114,10 @@ DEFAULT_TEMPLATE_MARKERS: tuple[str, ...] = (
     r"^[ \t]*(?:USER|ASSISTANT)[ \t]*:",
 )
 
+# Every default marker contains one of these literally: a text without any of them has no
+# marker, and a few substring searches (C speed) spare the regex scan of ordinary text.
+DEFAULT_MARKER_LITERALS: tuple[str, ...] = ("<", "[", "###", "Below", "curious", "USER", "ASSISTANT")
+
 _SAMPLE_RECORDS = 50  # records peeked for detection
 _MAX_SKIPPED_EXAMPLES = 20  # skipped-record descriptions kept in DatasetReadStats
 
@@ -200,6 +204,9 @@ def strip_template_markers(text: str, markers: Sequence[str] | re.Pattern[str] |
         markers if isinstance(markers, re.Pattern) or markers is None else _compile_markers(tuple(markers))
     )
     if pattern is None:
+        return text
+    if pattern is _compile_markers(DEFAULT_TEMPLATE_MARKERS) and not any(
+            literal in text for literal in DEFAULT_MARKER_LITERALS):
         return text
     stripped, count = pattern.subn("\n", text)
     if not count:
@@ -1448,4 +1455,7 @@ def _example(
         if group_value is not None and not isinstance(group_value, (list, dict))
         else None
     )
+    # ids and groups are written to Parquet/JSON too: lone surrogates become U+FFFD like the text
+    id_value = _SURROGATES.sub("\ufffd", id_value)
+    group = _SURROGATES.sub("\ufffd", group) if group else group
     return Example(id=id_value or str(row + 1), row=row, group=group or None, fields=fields)
