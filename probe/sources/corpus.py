@@ -304,10 +304,21 @@ def _local_ref(path: str, fmt: str) -> ShardRef:
     return ShardRef(uri=path, format=fmt, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
+def _refuse_credentials(uri: str) -> None:
+    """A URI carrying ``user:secret@`` is refused with the secret redacted: it would reach logs and reports."""
+    netloc = uri.split("://", 1)[1].split("/", 1)[0]
+    if "@" in netloc:
+        redacted = uri.replace(netloc, "***@" + netloc.rsplit("@", 1)[1], 1)
+        raise ConfigError(f"{redacted}: credentials inside a URI are not accepted (they would be echoed in "
+                          "messages); pass them through the environment (e.g. AWS_ACCESS_KEY_ID, "
+                          "AWS_SECRET_ACCESS_KEY) instead")
+
+
 def _discover_uri(uri: str) -> list[tuple[str, ShardRef]]:
     """Object-store discovery through pyarrow.fs: a file, a prefix ("directory") or a glob."""
     import pyarrow.fs as pafs
 
+    _refuse_credentials(uri)
     scheme_prefix = uri[: uri.index("://") + 3]
     base_uri, pattern = _split_glob(uri, "/") if _is_glob(uri[len(scheme_prefix) :]) else (uri, [])
     try:
