@@ -170,6 +170,9 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
     created_out = out_path is not None and not out_path.exists()
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
+        from probe.report.render import remove_stale_temps
+
+        remove_stale_temps(out_path)  # temp files of an earlier, killed scan
         tmp_examples = out_path / f".examples.parquet.tmp-{os.getpid()}"
     acc = _SummaryAccumulator(list(config.definitions))
     unavailable: dict[str, str] = {}

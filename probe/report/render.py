@@ -10,6 +10,7 @@ followed).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,39 @@ def safe_target(report_dir: Path, name: str) -> Path:
     if target.parent != root:
         raise ConfigError(f"report file {name!r} would be written outside {root}")
     return target
+
+
+_TEMP_NAME = re.compile(r"^\.[\w.-]+\.tmp-(\d+)$")
+
+
+def remove_stale_temps(report_dir: Path) -> list[str]:
+    """Remove ``.NAME.tmp-PID`` files left by a killed writer (its PID is gone); return their names.
+
+    A temp file of a live process (another scan writing here) is kept.
+    """
+    removed = []
+    for path in Path(report_dir).iterdir():
+        m = _TEMP_NAME.match(path.name)
+        if not m or not path.is_file() or _alive(int(m.group(1))):
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def write_atomic(report_dir: Path, name: str, write: Callable[[IO[bytes]], None]) -> Path:
@@ -79,6 +113,7 @@ def render_reports(report_dir: str | Path, junit_per_example: bool = False, defi
 
     report_dir = Path(report_dir)
     model = model or load_report(report_dir, definition=definition)
+    remove_stale_temps(report_dir)
     html_bytes = render_html(model).encode("utf-8")
     md_bytes = render_markdown(model).encode("utf-8")
     return {

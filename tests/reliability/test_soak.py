@@ -96,7 +96,7 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
     generation = 0
     index = tmp_path / f"idx{generation}"
     build_kills = scan_kills = builds_done = 0
-    scans_done: list[tuple[Path, int, Path]] = []  # (index, pinned snapshot, out dir)
+    scans_done: list[tuple[Path, int, list]] = []  # (index, pinned snapshot, result table)
     leftovers = 0
     log = []
     deadline = time.monotonic() + SECONDS
@@ -105,7 +105,7 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
         i += 1
         has_snapshot = bool(fmt.list_snapshot_numbers(index)) if (index / "snapshots").is_dir() else False
         if has_snapshot and rng.random() < 0.35:
-            out = tmp_path / "scans" / f"s{i}"
+            out = tmp_path / "scans" / f"s{rng.randrange(3)}"  # reused: a killed scan's temp files get cleaned
             proc = _popen("scan", str(dataset), "--index", str(index), "--out", str(out), "--silent")
             delay = rng.uniform(0.1, 4.0)
             try:
@@ -120,8 +120,8 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
                 assert proc.returncode == 0, err.decode()
                 v = json.loads((out / "summary.json").read_text())["index"]["snapshot"]
                 assert v in fmt.list_snapshot_numbers(index)
-                scans_done.append((index, v, out))
-            leftovers += _check_report_dir(out)
+                scans_done.append((index, v, _scan_table(out)))
+            leftovers = _check_report_dir(out)
             continue
         before = _committed(index)
         workers = rng.choice([1, 2])
@@ -146,10 +146,15 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
             generation += 1
             index = tmp_path / f"idx{generation}"
     print(f"iterations {i}: build kills {build_kills}, scan kills {scan_kills}, completed builds {builds_done}, "
-          f"completed scans {len(scans_done)}, report temp leftovers {leftovers}")
+          f"completed scans {len(scans_done)}, temp files in the last killed scan's directory {leftovers}")
     print("log:", log)
     assert build_kills >= 10 and build_kills + scan_kills >= 15
 
+    # a successful scan into each report directory removes the temp files of killed ones (R8)
+    for out in sorted((tmp_path / "scans").glob("s*")):
+        assert run_probe("scan", str(dataset), "--index", str(reference), "--out", str(out),
+                         "--silent").returncode == 0
+        assert _check_report_dir(out) == 0, sorted(p.name for p in out.iterdir())
     # every index converges: resume, verify --deep (the CLI), EQ with the clean build, same scan result
     for idx in sorted(tmp_path.glob("idx*")):
         build_index(shards, idx, SPEC, CONFIG)
@@ -161,7 +166,7 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
     assert run_probe("scan", str(dataset), "--index", str(last), "--out", str(out), "--silent").returncode == 0
     assert _scan_table(out) == _scan_table(ref_scan)
     # snapshot reads: a scan that ran mid-build equals a re-scan pinned at the same snapshot
-    for idx, v, scan_out in rng.sample(scans_done, min(3, len(scans_done))):
+    for idx, v, table in rng.sample(scans_done, min(3, len(scans_done))):
         pinned = tmp_path / f"pinned-{v}-{idx.name}"
         shutil.copytree(idx, pinned)
         for n in fmt.list_snapshot_numbers(pinned):
@@ -170,4 +175,4 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
         again = tmp_path / f"rescan-{v}-{idx.name}"
         assert run_probe("scan", str(dataset), "--index", str(pinned), "--out", str(again),
                          "--silent").returncode == 0
-        assert _scan_table(again) == _scan_table(scan_out)
+        assert _scan_table(again) == table
