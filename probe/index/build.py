@@ -529,8 +529,9 @@ def _run_pool(tasks, workers, on_result, on_failure, progress) -> None:
                         on_result(task, fut.result())
             _drain(queue, progress)
         except BaseException:
-            for fut in pending:
-                fut.cancel()
+            # Stop the workers and let the executor fail the pending futures itself (BrokenProcessPool).
+            # Cancelling them first races its manager thread, which then cannot set that exception
+            # on a cancelled future and prints an InvalidStateError traceback (CPython 3.11).
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()
             raise
