@@ -56,6 +56,11 @@ class InputError(ProbeError):
         where = f"{self.path}:{location}" if location else self.path
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str | None]]:
+        # raised in build worker processes: must survive pickling back to the coordinator
+        # (the default would call InputError(message) and break the whole pool)
+        return (type(self), (self.path, self.reason, self.location))
+
 
 class IndexError_(ProbeError):  # noqa: N801 - trailing underscore avoids shadowing builtins.IndexError
     """Base for index problems: missing, corrupt, incompatible or locked."""

@@ -79,3 +79,37 @@ def test_input_error_names_file_and_line(world: dict[str, Path]) -> None:
                        str(world["root"] / "o"), "--silent")
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 3 and f"{world['bad']}:line 2" in err, err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_record_in_a_pool_worker_is_exit_3_not_a_dead_worker(world: dict[str, Path], tmp_path: Path,
+                                                                 workers: int) -> None:
+    """An InputError raised in a worker process crosses the process boundary intact (file:line, exit 3)."""
+    corpus = tmp_path / "corpus"
+    write_parquet(corpus / "good.parquet", make_docs(60, seed=72), row_group_size=20)
+    (corpus / "bad.jsonl").write_text('{"text": "fine words here"}\n{"text": broken\n')
+    proc = popen_probe("index", "build", str(corpus), "--index", str(tmp_path / "idx"), "--workers", str(workers),
+                       "--row-groups-per-part", "1", "--n", "3", "--silent")
+    _out, err = proc.communicate(timeout=180)
+    assert proc.returncode == ExitCode.INPUT, err
+    assert f"{corpus / 'bad.jsonl'}:line 2: invalid JSON" in err
+    assert "worker process died" not in err and "Traceback" not in err
+    assert "(3 committed; re-run to resume)" in err
+
+
+def test_every_probe_error_survives_pickling() -> None:
+    """Build workers send exceptions back pickled: each error class must round-trip with its message."""
+    import pickle
+
+    from probe import errors
+
+    samples = {errors.InputError: errors.InputError("/data/x.jsonl", "invalid JSON", "line 7")}
+    for cls in vars(errors).values():
+        if isinstance(cls, type) and issubclass(cls, errors.ProbeError) and cls not in samples:
+            samples[cls] = cls(f"{cls.__name__} message")
+    for cls, exc in samples.items():
+        back = pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own exception objects
+        assert type(back) is cls and str(back) == str(exc)
+        assert errors.exit_code_for(back) == errors.exit_code_for(exc)
+    back = pickle.loads(pickle.dumps(samples[errors.InputError]))  # noqa: S301
+    assert (back.path, back.reason, back.location) == ("/data/x.jsonl", "invalid JSON", "line 7")
