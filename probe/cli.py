@@ -149,13 +149,20 @@ def index() -> None:
               help="Skip (and count) bad records instead of failing the shard (a damaged file still fails).")
 @click.option("--max-record-bytes", default="256M", show_default=True,
               help="A line or document larger than this is a bad record.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where parts are indexed: this machine's cores, or a Ray cluster (pip install 'probe[ray]'; "
+                   "the index and local shards must be on a filesystem every node sees at the same path).")
+@click.option("--ray-address", default=None,
+              help="With --executor ray: 'auto' or ray://HOST:PORT of a running cluster [default: start a "
+                   "local Ray with --workers CPUs].")
 @silent_option
 @format_option
 @handle_errors
 def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normalizer: str, ns: str, views: str,
                 seed: int, sample_mod: int, doc_sample_k: int, bucket_bits: int, workers: int | None, memory: str,
                 text_field: str, id_field: str | None, source_field: str | None, row_groups_per_part: int,
-                skip_bad_records: bool, max_record_bytes: str, silent: bool, output_format: str) -> None:
+                skip_bad_records: bool, max_record_bytes: str, executor: str, ray_address: str | None,
+                silent: bool, output_format: str) -> None:
     """Index corpus SHARDS (files, globs, directories) into --index; resumable.
 
     Only shard parts not yet in the index are processed, so re-running after a
@@ -175,7 +182,10 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
     config = BuildConfig(workers=workers or os.cpu_count() or 1, memory_bytes=parse_size(memory),
                          skip_bad_records=skip_bad_records, text_field=text_field, id_field=id_field,
                          source_field=source_field, row_groups_per_part=row_groups_per_part,
-                         max_record_bytes=parse_size(max_record_bytes))
+                         max_record_bytes=parse_size(max_record_bytes), executor=executor,
+                         ray_address=ray_address)
+    if ray_address is not None and executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
     progress = BuildProgress(enabled=False if silent else None)
     result = build_index(shards, index_dir, spec, config, progress)
     summary = {

@@ -129,6 +129,8 @@ class BuildConfig:
     batch_docs: int = 8192
     batch_bytes: int = 16 << 20
     max_record_bytes: int = 256 << 20  # a larger line/document is a bad record (error naming file:line)
+    executor: str = "local"  # "local" (process pool) or "ray" (probe.index.ray_executor)
+    ray_address: str | None = None  # None: start a local Ray; "auto" / "ray://host:port": join a cluster
 
 
 def parse_size(text: str) -> int:

@@ -34,7 +34,7 @@ import pyarrow as pa
 from probe import kernels
 from probe._alloc import tune_allocator
 from probe.config import BuildConfig, TextSpec
-from probe.errors import InputError, ProbeError, WorkerDiedError
+from probe.errors import ConfigError, InputError, ProbeError, WorkerDiedError
 from probe.index import format as fmt
 from probe.index.segment import (
     Aggregated,
@@ -418,6 +418,8 @@ def build_index(
 ) -> BuildResult:
     """Add every shard part under ``inputs`` that the index does not hold yet."""
     config = config or BuildConfig()
+    if config.executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {config.executor!r}; choose local or ray")
     started = time.perf_counter()
     root = Path(index_dir)
     spec = spec.with_tokenizer_hash()
@@ -462,7 +464,11 @@ def build_index(
                 progress.part_done()
 
         try:
-            if config.workers <= 1 or len(tasks) <= 1:
+            if config.executor == "ray":
+                from probe.index.ray_executor import run_on_ray
+
+                run_on_ray(tasks, config.workers, config.ray_address, on_result, on_failure, progress)
+            elif config.workers <= 1 or len(tasks) <= 1:
                 _run_inline(tasks, on_result, on_failure, progress)
             else:
                 _run_pool(tasks, config.workers, on_result, on_failure, progress)
