@@ -6,6 +6,7 @@ cluster would. Skips cleanly where Ray is not installed or cannot start here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,21 @@ def test_ray_address_without_ray_executor_is_a_usage_error(tmp_path: Path) -> No
     res = run_probe("index", "build", str(tmp_path / "x.jsonl"), "--index", str(tmp_path / "idx"),
                     "--ray-address", "auto")
     assert res.returncode == 2 and "--executor ray" in res.stderr
+
+
+def test_segment_not_visible_from_the_coordinator_is_refused(stdlib_shards: list[str], tmp_path: Path) -> None:
+    """A worker on a node without the shared index dir: its segment must never be committed."""
+    from probe.errors import ConfigError
+    from probe.index.ray_executor import check_segment_visible
+
+    res = run_probe("index", "build", stdlib_shards[0], "--index", str(tmp_path / "idx"), "--workers", "1", *ARGS)
+    assert res.returncode == 0, res.stderr
+    snap = sorted((tmp_path / "idx" / "snapshots").glob("*.json"))[-1]
+    seg = json.loads(snap.read_text())["segments"][0]
+    check_segment_visible(tmp_path / "idx", {"segment": seg})  # visible: no error
+    manifest = json.loads((tmp_path / "idx" / seg["manifest"]).read_text())
+    (tmp_path / "idx" / manifest["files"][0]["path"]).unlink()
+    with pytest.raises(ConfigError, match="shared|same path"):
+        check_segment_visible(tmp_path / "idx", {"segment": seg})
+    with pytest.raises(ConfigError, match="not visible"):
+        check_segment_visible(tmp_path / "elsewhere", {"segment": seg})

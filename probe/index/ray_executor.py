@@ -22,7 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from probe.errors import ConfigError
+from probe.errors import ConfigError, IndexFormatError
+from probe.index.segment import read_manifest
 
 _worker_ready = False
 
@@ -43,6 +44,25 @@ def _run_task_on_ray(task: Any) -> dict[str, Any]:
         pa.set_io_thread_count(1)
         _worker_ready = True
     return run_task(task, None)
+
+
+def check_segment_visible(root: Path, res: dict[str, Any]) -> None:
+    """Refuse to commit a segment this process cannot see (the index is not on a shared filesystem).
+
+    A worker on another node writes into *its* view of the index directory; committing a
+    snapshot that points at files missing here would break the index for every reader.
+    """
+    seg = res["segment"]
+    try:
+        manifest = read_manifest(root, seg["manifest"], seg.get("manifest_xxh3"))
+        for entry in [*manifest["files"], manifest["docs_file"]]:
+            if (root / entry["path"]).stat().st_size != entry["bytes"]:
+                raise IndexFormatError(f"{root / entry['path']}: size differs from the worker's manifest")
+    except (IndexFormatError, OSError) as e:
+        raise ConfigError(
+            f"a Ray worker wrote segment {seg['id']} that is not visible (complete) from this machine: {e}. "
+            f"With --executor ray the index directory ({root}) must be on a filesystem every node mounts at "
+            "the same path; nothing from that part was committed") from e
 
 
 def run_on_ray(tasks: Sequence[Any], workers: int, address: str | None,
@@ -89,6 +109,7 @@ def run_on_ray(tasks: Sequence[Any], workers: int, address: str | None,
                 except ray.exceptions.RayError as e:  # worker/node died, object lost, ...
                     on_failure(task, BrokenProcessPool(f"Ray: {type(e).__name__}: {e}"))
                     continue
+                check_segment_visible(Path(task.index_root), res)
                 if progress is not None:
                     part = res["part"]
                     progress.advance(part["docs"], part["tokens"], part["bytes"])
