@@ -1,0 +1,187 @@
+"""Bad corpus shards through the real CLI with a process pool (RELIABILITY §6.4, promise 9).
+
+tests/test_corpus_sources.py checks each reader in-process. Here every bad input goes
+through ``python -m probe index build --workers 2`` next to good shards — the default
+production path, where errors cross a process boundary — and must give: exit 3, a
+message naming the file (and line/row where there is one), no traceback, no "worker died";
+the good shards committed; nothing from the bad one. With ``--skip-bad-records`` a bad
+*record* is skipped and counted (exit 0) while a damaged *container* still fails.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from helpers import make_docs, probe_env, write_parquet
+from probe.index import format as fmt
+
+pytestmark = pytest.mark.crash
+
+GOOD = [json.dumps({"text": t}) for t in make_docs(30, seed=81, min_words=10)]
+
+
+def _lines(*bad: str, at: int = 5) -> bytes:
+    lines = list(GOOD[:at]) + list(bad) + list(GOOD[at:12])
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+PLAIN = _lines()
+GZ = gzip.compress(PLAIN, mtime=0)
+ZST = zstandard.ZstdCompressor().compress(PLAIN)
+PARQ = _parquet(pa.table({"text": make_docs(20, seed=82)}))
+
+
+@dataclass(frozen=True)
+class Bad:
+    name: str  # file name (the extension decides the reader)
+    data: bytes
+    where: str  # must appear in the message after the file name ("" = whole-file error)
+    record_level: bool  # --skip-bad-records skips it (else the shard still fails)
+    at_discovery: bool = False  # refused before any work (sniffing): nothing is committed
+
+
+BAD = [
+    Bad("trailing-comma.jsonl", _lines('{"text": "a b c",}'), ":line 6", True),
+    Bad("unquoted-key.jsonl", _lines('{text: "a b c"}'), ":line 6", True),
+    Bad("truncated-object.jsonl", _lines('{"text": "a b'), ":line 6", True),
+    Bad("first-line.jsonl", _lines("{oops", at=0), ":line 1", True),
+    Bad("last-line.jsonl", PLAIN + b'{"text": "no end', ":line 13", True),
+    Bad("invalid-utf8.jsonl", _lines('{"text": "caf\udcff"}'), ":line 6", True),
+    Bad("overlong-utf8.jsonl", PLAIN[:-1] + b'\n{"text": "\xc0\xaf"}\n', ":line 13", True),
+    Bad("truncated-multibyte.jsonl", PLAIN + b'{"text": "\xe6\x97', ":line 13", True),
+    Bad("lone-surrogate.jsonl", _lines('{"text": "x \\ud800 y"}'), ":line 6", True),
+    Bad("nan.jsonl", _lines('{"text": "a", "score": NaN}'), ":line 6", True),
+    Bad("deep-nesting.jsonl", _lines('{"text": "a", "x": ' + "[" * 100000 + "]" * 100000 + "}"), ":line 6", True),
+    Bad("missing-text.jsonl", _lines('{"body": "a b c"}'), ":line 6", True),
+    Bad("text-is-number.jsonl", _lines('{"text": 42}'), ":line 6", True),
+    Bad("text-is-null.jsonl", _lines('{"text": null}'), ":line 6", True),
+    Bad("text-is-list.jsonl", _lines('{"text": ["a", "b"]}'), ":line 6", True),
+    Bad("not-an-object.jsonl", _lines('["text", "a"]'), ":line 6", True),
+    Bad("huge-line.jsonl", _lines('{"text": "' + "word " * 300000 + '"}'), ":line 6", True),
+    Bad("truncated.jsonl.gz", GZ[: len(GZ) // 2], "", False),
+    Bad("truncated.jsonl.zst", ZST[: len(ZST) - 3], "", False),
+    Bad("garbage-after-frame.jsonl.zst", ZST + b"garbage!", "", False),
+    Bad("garbage-after-member.jsonl.gz", GZ + b"garbage!", "", False),
+    Bad("gzip-named.jsonl", GZ, "", False, at_discovery=True),
+    Bad("plain-named.jsonl.zst", PLAIN, "", False, at_discovery=True),
+    Bad("truncated-footer.parquet", PARQ[:-10], "", False, at_discovery=True),
+    Bad("zero-bytes.parquet", b"", "", False, at_discovery=True),
+    Bad("wrong-column.parquet", _parquet(pa.table({"body": ["a b c d"] * 5})), "", False),
+    Bad("int-column.parquet", _parquet(pa.table({"text": [1, 2, 3]})), "", False),
+    Bad("null-rows.parquet", _parquet(pa.table({"text": ["a b c d e", None, "f g h i j"]})), ":row 2", True),
+    Bad("invalid-utf8.txt", b"fine text then \xff\xfe bad bytes", ":byte 15", True),
+]
+
+
+def _build(corpus: Path, bad: list[Path], index: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "probe", "index", "build", str(corpus / "good"), *map(str, bad), "--index",
+            str(index), "--workers", "2", "--row-groups-per-part", "1", "--n", "3", "--max-record-bytes", "1M",
+            "--silent", *extra]
+    return subprocess.Popen(args, env=probe_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@dataclass
+class Run:
+    code: int
+    stderr: str
+    index: Path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], Run]:
+    """Bad shards built together next to the good ones (a failing shard must not hide another's error).
+
+    Groups of at most 13 bad shards (the error lists 20 failures), with and without
+    --skip-bad-records; shards refused at discovery are built one by one. 4 builds at a time.
+    """
+    root = tmp_path_factory.mktemp("inputs")
+    write_parquet(root / "good" / "a.parquet", make_docs(60, seed=83), row_group_size=20)  # 3 parts
+    (root / "good" / "b.jsonl").write_bytes(PLAIN)  # 1 part
+    paths = {}
+    for case in BAD:
+        paths[case.name] = root / "bad" / case.name
+        paths[case.name].parent.mkdir(exist_ok=True)
+        paths[case.name].write_bytes(case.data)
+    later = [c for c in BAD if not c.at_discovery]
+    groups = [(later[i:i + 13], False) for i in range(0, len(later), 13)]
+    groups += [([c for c in later if c.record_level], True), ([c for c in later if not c.record_level], True)]
+    groups += [([c], skip) for c in BAD if c.at_discovery for skip in (False, True)]
+    jobs = []
+    for i, (cases, skip) in enumerate(groups):
+        index = root / "idx" / f"g{i}"
+        jobs.append(([(c.name, skip) for c in cases], [paths[c.name] for c in cases], index,
+                     ["--skip-bad-records"] if skip else []))
+    out: dict[tuple[str, bool], Run] = {}
+    running: list = []
+    while jobs or running:
+        while jobs and len(running) < 4:
+            keys, bad, index, extra = jobs.pop(0)
+            running.append((keys, index, _build(root, bad, index, *extra)))
+        keys, index, proc = running.pop(0)
+        _o, err = proc.communicate(timeout=300)
+        for key in keys:
+            out[key] = Run(proc.returncode, err, index)
+    return out
+
+
+def _committed(index: Path) -> set[str]:
+    snap = fmt.latest_snapshot(index) if (index / fmt.SPEC_FILE).exists() else None
+    return {rec["uri"] for rec in snap.shards.values()} if snap else set()
+
+
+def _line_for(err: str, name: str) -> str:
+    lines = [line.strip() for line in err.splitlines() if f"/{name}" in line]
+    assert len(lines) == 1, (name, err)
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", BAD, ids=lambda c: c.name)
+def test_bad_shard_fails_alone_naming_file_and_place(case: Bad, runs) -> None:
+    run = runs[(case.name, False)]
+    assert run.code == 3, run.stderr
+    assert "Traceback" not in run.stderr and "worker process died" not in run.stderr, run.stderr
+    line = _line_for(run.stderr, case.name)
+    assert f"/{case.name}{case.where}" in line, line
+    committed = {Path(u).name for u in _committed(run.index)}
+    assert case.name not in committed
+    if case.at_discovery:
+        assert committed == set()  # refused before any work
+    else:
+        assert {"a.parquet", "b.jsonl"} <= committed  # good shards still commit
+        assert all(n in ("a.parquet", "b.jsonl") for n in committed)  # and no bad one
+
+
+@pytest.mark.parametrize("case", BAD, ids=lambda c: c.name)
+def test_skip_bad_records_counts_records_but_not_damaged_files(case: Bad, runs) -> None:
+    run = runs[(case.name, True)]
+    assert "Traceback" not in run.stderr and "worker process died" not in run.stderr, run.stderr
+    if not case.record_level:
+        assert run.code == 3, run.stderr
+        _line_for(run.stderr, case.name)
+        return
+    assert run.code == 0, run.stderr
+    snap = fmt.latest_snapshot(run.index)
+    rec = next(r for r in snap.shards.values() if r["uri"].endswith("/" + case.name))
+    assert sum(p.get("skipped", 0) for p in rec["parts"].values()) >= 1
+    assert "skipped" in run.stderr  # the build says so on stderr
+
+
+def test_cases_count() -> None:
+    print(f"{len(BAD)} bad corpus inputs x (fail, --skip-bad-records) through a 2-worker build")
+    assert len(BAD) >= 25
