@@ -185,3 +185,106 @@ def test_skip_bad_records_counts_records_but_not_damaged_files(case: Bad, runs) 
 def test_cases_count() -> None:
     print(f"{len(BAD)} bad corpus inputs x (fail, --skip-bad-records) through a 2-worker build")
     assert len(BAD) >= 25
+
+
+# --------------------------------------------------------------------------- datasets through `probe check`
+def _jsonl(*records: str) -> bytes:
+    good = [json.dumps({"instruction": f"Question {i} about the harbor and the old library?",
+                        "output": "An answer with several words in it."}) for i in range(3)]
+    return ("\n".join(good + list(records)) + "\n").encode("utf-8", "surrogatepass")
+
+
+CSV_HEAD = b"instruction,output\n"
+# (file name, bytes, exit code, text that must be in the one-line error (after the file name))
+BAD_DATASETS = [
+    ("malformed.jsonl", _jsonl('{"instruction": "x", "output": }'), 3, ":line 4: invalid JSON"),
+    ("trailing-comma.jsonl", _jsonl('{"instruction": "x", "output": "y",}'), 3, ":line 4"),
+    ("invalid-utf8.jsonl", _jsonl() + b'{"instruction": "caf\xff"}\n', 3, ":line 4"),
+    ("deep.jsonl", _jsonl('{"instruction": "x", "z": ' + "[" * 100000 + "]" * 100000 + "}"), 3, ":line 4"),
+    ("not-object.jsonl", _jsonl('["instruction", "output"]'), 3, ":line 4"),
+    ("truncated.jsonl.gz", gzip.compress(_jsonl(), mtime=0)[:-12], 3, "truncated"),
+    ("truncated.jsonl.zst", zstandard.ZstdCompressor().compress(_jsonl())[:-3], 3, "truncated"),
+    ("unknown-schema.jsonl", b'{"foo": 1, "bar": "some text here"}\n', 3, "unknown dataset schema"),
+    ("bad-json-doc.json", b'[\n  {"instruction": "a", "output": "b"},\n  {"instruction": }\n]\n', 3, ":line 3"),
+    ("huge-field.csv", CSV_HEAD + b'"' + b"x" * (17 << 20) + b'",y\n', 3, "record 1"),  # > 16 Mi chars
+    ("unterminated-quote.csv", CSV_HEAD + b'"never closed,y\nmore,rows\n', 3, ""),
+    ("cp1252.csv", CSV_HEAD + b"caf\xe9 au lait with words,answer\n", 3, "--encoding"),
+    ("field-count.csv", CSV_HEAD + b"a,b,c,d\n", 3, ""),
+    ("truncated.parquet", _parquet(pa.table({"instruction": ["a b c"], "output": ["d e f"]}))[:-9], 3, ""),
+    ("empty.jsonl", b"", 5, "no records"),
+    ("blank-lines.jsonl", b"\n\n\n", 5, "no records"),
+    ("all-short.jsonl", b'{"instruction": "hi", "output": "yo"}\n', 5, "nothing assessable"),
+    ("all-textless.jsonl", b'{"instruction": "", "output": null}\n{"instruction": "  "}\n', 5, ""),
+    ("no-rows.parquet", _parquet(pa.table({"instruction": pa.array([], pa.string()),
+                                           "output": pa.array([], pa.string())})), 5, ""),
+    ("archive.zip", b"PK\x03\x04" + b"\x00" * 40, 3, ""),
+]
+
+
+@pytest.fixture(scope="module")
+def scan_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from probe.config import BuildConfig, TextSpec
+    from probe.index.build import build_index
+
+    root = tmp_path_factory.mktemp("ds-index")
+    shard = write_parquet(root / "c.parquet", make_docs(40, seed=84))
+    build_index([str(shard)], root / "idx", TextSpec(ns=(3, 8)), BuildConfig(workers=1))
+    return root / "idx"
+
+
+@pytest.mark.parametrize(("name", "data", "code", "where"), BAD_DATASETS, ids=[b[0] for b in BAD_DATASETS])
+def test_bad_dataset_exit_code_and_one_line_naming_it(scan_index: Path, tmp_path: Path, name: str, data: bytes,
+                                                      code: int, where: str) -> None:
+    from click.testing import CliRunner
+
+    from probe.cli import main
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["check", str(path), "--index", str(scan_index), "--out", str(out), "--silent"])
+    assert res.exit_code == code, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("probe: error: "), res.stderr
+    assert str(path) in lines[0] and where in lines[0], lines[0]
+    # nothing was published: no report at a final name, no temp file
+    assert not out.exists() or not [p.name for p in out.iterdir()], list(out.iterdir())
+
+
+def test_records_of_another_layout_are_skipped_and_counted(scan_index: Path, tmp_path: Path) -> None:
+    """Alpaca records and one chat record in one file: whatever layout detection picks, the records
+    that do not fit it are skipped, counted and listed with file:line — never dropped silently (P2).
+    (Detection reads the union of keys and picks `messages` here, so 3 of 4 records are skipped with
+    exit 0: an open finding in docs/guarantees.md.)"""
+    from click.testing import CliRunner
+
+    from probe.cli import main
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(_jsonl('{"messages": [{"role": "user", "content": "hi there, a few words"}]}'))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["scan", str(path), "--index", str(scan_index), "--out", str(out), "--silent",
+                                    "--format", "json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    ds = summary["dataset"]
+    assert summary["examples"] + summary["skipped"] == ds["records"] == 4
+    assert summary["skipped"] >= 1 and ds["skipped_reasons"] == {"no text fields": summary["skipped"]}
+    assert len(ds["skipped_examples"]) == summary["skipped"]
+    assert all(e.startswith(f"{path}:line ") for e in ds["skipped_examples"])
+
+
+def test_nan_in_a_dataset_field_reads_as_a_missing_value(scan_index: Path, tmp_path: Path) -> None:
+    """Datasets (unlike corpus shards) accept NaN, as pandas writes missing values: the field is absent."""
+    from click.testing import CliRunner
+
+    from probe.cli import main
+
+    path = tmp_path / "nan.jsonl"
+    path.write_bytes(_jsonl('{"instruction": NaN, "output": "an answer with several words"}'))
+    res = CliRunner().invoke(main, ["scan", str(path), "--index", str(scan_index), "--out", str(tmp_path / "o"),
+                                    "--silent", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["examples"] == 4
+    rows = pq.read_table(tmp_path / "o" / "examples.parquet", columns=["instruction_text"]).to_pylist()
+    assert rows[3]["instruction_text"] is None
