@@ -383,3 +383,33 @@ def test_stale_report_temp_files_are_removed_at_next_start(tmp_path: Path) -> No
     assert live.exists()
     assert {p.name for p in out.iterdir()} == {"examples.parquet", "summary.json", "gate.json", "report.html",
                                               "report.md", "junit.xml", live.name}
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_signal_during_check_publishes_no_partial_report(env: Env, tmp_path: Path, signame: str) -> None:
+    """`probe check` interrupted mid-scan: exit 130, one line, no report file and no temp file left."""
+    docs = make_docs(4000, seed=92, min_words=30)
+    dataset = tmp_path / "big.jsonl"
+    dataset.write_text("".join(json.dumps({"instruction": d, "output": d[::-1]}) + "\n" for d in docs))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WARM_CHILD, "check", str(dataset), "--index", str(env.reference), "--out", str(out),
+         "--batch-size", "200", "--silent"],
+        env=probe_env(), text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".examples.parquet.tmp-*")) and time.monotonic() < deadline:
+            time.sleep(0.005)  # the scan has written its first batch
+        assert proc.poll() is None, "the check finished before the signal"
+        proc.send_signal(getattr(signal, signame))
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err == "interrupted; re-run the same command to resume\n", err
+    assert list(out.iterdir()) == []  # nothing published, nothing half-written

@@ -46,6 +46,9 @@ def test_rows_are_unique_and_tested_rows_cite_tests() -> None:
             assert "::test_" in m.group(3) or "test_" in m.group(3), m.group(0)
         else:
             assert len(m.group(3)) > 60, f"{m.group(1)}: an exclusion needs its reason"
+    counts = re.search(r"(\d+) T, (\d+) P .*?, (\d+) X", DOC.read_text(), re.S)
+    statuses = [m.group(2) for m in rows]
+    assert counts and tuple(map(int, counts.groups())) == tuple(statuses.count(x) for x in "TPX")
 
 
 def test_every_matrix_row_is_listed() -> None:
