@@ -6,7 +6,6 @@ memory, RLIMIT_NOFILE for open files. R1–R3, R7 and R8 are tested elsewhere (d
 
 from __future__ import annotations
 
-import json
 import resource
 import shutil
 import subprocess
@@ -153,7 +152,7 @@ def test_shard_listing_changes_between_runs(tmp_path: Path) -> None:
 def test_parquet_still_being_written_is_not_committed(tmp_path: Path) -> None:
     """A shard whose writer has not closed it (no footer yet): an error, nothing from it committed."""
     corpus = tmp_path / "corpus"
-    good = write_parquet(corpus / "good.parquet", make_docs(40, seed=67), row_group_size=20)
+    write_parquet(corpus / "good.parquet", make_docs(40, seed=67), row_group_size=20)
     growing = corpus / "growing.parquet"
     table = pa.table({"text": make_docs(40, seed=68)})
     writer = pq.ParquetWriter(growing, table.schema)
@@ -172,6 +171,4 @@ def test_parquet_still_being_written_is_not_committed(tmp_path: Path) -> None:
     clean = tmp_path / "clean"
     shutil.copytree(corpus, tmp_path / "corpus2")
     build_index([str(tmp_path / "corpus2")], clean, SPEC, BuildConfig(workers=1))
-    assert index_tables(index).tables == index_tables(clean).tables
-    assert json.loads((index / fmt.SPEC_FILE).read_text())["spec_fingerprint"] == SPEC.with_tokenizer_hash().fingerprint()
-    del good
+    assert index_tables(index) == index_tables(clean)
