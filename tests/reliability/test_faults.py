@@ -412,3 +412,36 @@ def test_signal_during_check_publishes_no_partial_report(env: Env, tmp_path: Pat
     assert proc.returncode == 130, err
     assert err == "interrupted; re-run the same command to resume\n", err
     assert list(out.iterdir()) == []  # nothing published, nothing half-written
+
+
+# --------------------------------------------------------------------------- crashes during compaction
+def _same_content(index: Path, before: IndexTables) -> None:
+    """EQ allowing for compaction: same tables and parts; doc samples = the global bottom-k once compacted."""
+    after = index_tables(index)
+    assert after.tables == before.tables and after.parts == before.parts
+    compacted = len(after.segment_docs) == 1 < len(before.segment_docs)
+    assert after.samples == (before.global_bottom_k(SPEC.doc_sample_k) if compacted else before.samples)
+
+
+@pytest.mark.parametrize(("point", "nth"), [("mid_parquet_write", 1), ("before_log_publish", 1),
+                                            ("after_log_publish_before_dirfsync", 1)])
+def test_sigkill_during_compaction_then_rerun(env: Env, tmp_path: Path, point: str, nth: int) -> None:
+    """Compaction is a writer too: killed at any fault point, the index is the old one or the compacted one."""
+    index = tmp_path / "idx"
+    shutil.copytree(env.reference, index)
+    segments_before = len(fmt.latest_snapshot(index).segments)
+    res = run_probe("index", "compact", str(index), "--silent", env={"PROBE_FAULT": f"{point}:{nth}"})
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    report = verify_index(index)
+    assert report["ok"] and report["problems"] == [], report
+    published = point == "after_log_publish_before_dirfsync"
+    assert len(fmt.latest_snapshot(index).segments) == (1 if published else segments_before)
+    _same_content(index, env.tables)  # the old index or the compacted one, nothing in between
+    res = run_probe("index", "compact", str(index), "--silent")
+    assert res.returncode == 0, res.stderr
+    assert len(fmt.latest_snapshot(index).segments) == 1
+    assert run_probe("index", "gc", str(index), "--older-than", "0").returncode == 0
+    report = verify_index(index, deep=True)
+    assert report["ok"] and report["orphans"] == [], report
+    assert not list(index.rglob(f"{fmt.TMP_PREFIX}*"))
+    _same_content(index, env.tables)
