@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import make_docs, probe_env, write_parquet
 from probe.index import format as fmt
@@ -288,3 +290,39 @@ def test_nan_in_a_dataset_field_reads_as_a_missing_value(scan_index: Path, tmp_p
     assert json.loads(res.stdout)["examples"] == 4
     rows = pq.read_table(tmp_path / "o" / "examples.parquet", columns=["instruction_text"]).to_pylist()
     assert rows[3]["instruction_text"] is None
+
+
+_VALID = {
+    "jsonl": _jsonl(),
+    "json": json.dumps([{"instruction": "Question about the harbor and the old library?",
+                         "output": "An answer with several words in it."}] * 3).encode(),
+    "csv": CSV_HEAD + b'"Question about the harbor and the old library?","An answer, with words"\n' * 3,
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_datasets_never_crash_the_scan(scan_index: Path, tmp_path: Path, data: st.DataObject) -> None:
+    """Insert, delete or flip bytes of a valid dataset: scan exits 0, 1, 3 or 5 — never 70 or a traceback."""
+    from click.testing import CliRunner
+
+    from probe.cli import main
+
+    kind = data.draw(st.sampled_from(sorted(_VALID)))
+    raw = bytearray(_VALID[kind])
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw)))
+        op = data.draw(st.sampled_from(["insert", "delete", "flip"]))
+        if op == "insert":
+            raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=4) | st.sampled_from(
+                [b'"', b",", b"\n", b"{", b"]", b"\\u", b"\\ud800", b"\xff", b"\x00", b"\r"]))
+        elif op == "delete" and raw:
+            del raw[pos:pos + data.draw(st.integers(1, 8))]
+        elif raw:
+            raw[min(pos, len(raw) - 1)] ^= 1 << data.draw(st.integers(0, 7))
+    path = tmp_path / f"mutated-{data.draw(st.integers(0, 10**9))}.{kind}"
+    path.write_bytes(bytes(raw))
+    res = CliRunner().invoke(main, ["scan", str(path), "--index", str(scan_index), "--out",
+                                    str(tmp_path / f"out-{path.stem}"), "--silent"])
+    assert res.exit_code in (0, 1, 3, 5), (kind, bytes(raw), res.output)
+    assert "Traceback" not in res.output
