@@ -35,9 +35,24 @@ def _fail(exc: BaseException) -> None:
     sys.exit(int(code))
 
 
+_SIGNALLED: list[int] = []  # signals received while the current command ran
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    """SIGTERM → the same clean stop as Ctrl-C: unwind (locks released, uncommitted parts dropped), exit 130."""
+    """SIGINT/SIGTERM → a clean stop: unwind (locks released, uncommitted parts dropped), exit 130."""
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,9 +64,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _terminate)
+            _SIGNALLED.clear()
+            previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return func(*args, **kwargs)
         except click.exceptions.Exit:
@@ -63,13 +79,13 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(ExitCode.BROKEN_PIPE)
-        except (ProbeError, KeyboardInterrupt) as exc:
-            _fail(exc)
-        except Exception as exc:  # noqa: BLE001 - unexpected: a bug, exit 70 with the traceback
-            _fail(exc)
+        except (ProbeError, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - others: a bug, exit 70
+            # An interrupt landing inside a C callback (numba, pyarrow) can surface wrapped (a SystemError
+            # caused by KeyboardInterrupt) or as the error of whatever it broke: still an interruption.
+            _fail(KeyboardInterrupt() if _SIGNALLED or _caused_by_interrupt(exc) else exc)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     return wrapper
 

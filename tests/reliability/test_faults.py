@@ -168,22 +168,54 @@ def test_signal_during_build_stops_cleanly_and_resumes(env: Env, tmp_path: Path,
 
 
 def test_sigterm_handler_is_scoped_to_the_command() -> None:
-    """The CLI installs its SIGTERM handler only while a command runs (library users keep theirs)."""
-    before = signal.getsignal(signal.SIGTERM)
-    seen = []
-
-    def spy(*_a):
-        seen.append(signal.getsignal(signal.SIGTERM))
-
+    """The CLI installs its SIGINT/SIGTERM handler only while a command runs (library users keep theirs)."""
     from probe import cli
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    seen = {}
 
     @cli.handle_errors
     def command() -> None:
-        spy()
+        seen.update({sig: signal.getsignal(sig) for sig in before})
 
     command()
-    assert seen and seen[0] is cli._terminate
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert seen == dict.fromkeys(before, cli._terminate)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_interrupt_surfacing_wrapped_is_still_exit_130(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C inside a numba/pyarrow callback arrives as e.g. SystemError from KeyboardInterrupt; or a
+    library turns it into its own error. Both are an interruption (130, one line), not a bug (70)."""
+    from probe import cli
+    from probe.errors import InputError
+
+    @cli.handle_errors
+    def wrapped() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("<function _numba_unpickle> returned a result with an exception set") from e
+
+    @cli.handle_errors
+    def swallowed() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises KeyboardInterrupt here
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        raise InputError("/x.jsonl", "read failed")  # what a library made of it
+
+    @cli.handle_errors
+    def real_bug() -> None:
+        raise SystemError("a bug")
+
+    for command, code in ((wrapped, 130), (swallowed, 130), (real_bug, 70)):
+        with pytest.raises(SystemExit) as info:
+            command()
+        assert info.value.code == code
+        err = capsys.readouterr().err
+        if code == 130:
+            assert err == "interrupted; re-run the same command to resume\n"
 
 
 # --------------------------------------------------------------------------- C6 disk full

@@ -166,13 +166,13 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
     assert run_probe("scan", str(dataset), "--index", str(last), "--out", str(out), "--silent").returncode == 0
     assert _scan_table(out) == _scan_table(ref_scan)
     # snapshot reads: a scan that ran mid-build equals a re-scan pinned at the same snapshot
-    for idx, v, table in rng.sample(scans_done, min(3, len(scans_done))):
-        pinned = tmp_path / f"pinned-{v}-{idx.name}"
+    for k, (idx, v, table) in enumerate(rng.sample(scans_done, min(3, len(scans_done)))):
+        pinned = tmp_path / f"pinned{k}-{v}-{idx.name}"
         shutil.copytree(idx, pinned)
         for n in fmt.list_snapshot_numbers(pinned):
             if n > v:
                 (pinned / fmt.SNAPSHOT_DIR / fmt.snapshot_name(n)).unlink()
-        again = tmp_path / f"rescan-{v}-{idx.name}"
+        again = tmp_path / f"rescan{k}-{v}-{idx.name}"
         assert run_probe("scan", str(dataset), "--index", str(pinned), "--out", str(again),
                          "--silent").returncode == 0
         assert _scan_table(again) == table
