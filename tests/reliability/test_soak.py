@@ -1,6 +1,6 @@
 """Soak: build and scan in a loop with random SIGKILLs for a bounded time (RELIABILITY §6.1 C2, §6.2 K5, §6.9 E2).
 
-For ``PROBE_SOAK_SECONDS`` (default 100 s) a seeded loop starts real ``python -m probe``
+For ``PROBE_SOAK_SECONDS`` (default 90 s) a seeded loop starts real ``python -m probe``
 processes and SIGKILLs them at random times:
 
 * ``probe index build`` (1 or 2 workers) at U(0.2, 4) s after spawn — before, during or
@@ -43,7 +43,7 @@ SPEC = TextSpec(ns=(3, 8))
 CONFIG = BuildConfig(workers=1, row_groups_per_part=1)
 CLI_ARGS = ["--n", "3,8", "--row-groups-per-part", "1", "--silent"]
 SEED = int(os.environ.get("PROBE_SOAK_SEED", "20261123"))
-SECONDS = float(os.environ.get("PROBE_SOAK_SECONDS", "100"))
+SECONDS = float(os.environ.get("PROBE_SOAK_SECONDS", "90"))
 VERDICT_COLUMNS = ["id", "verdict", "coverage", "assessable", "contaminated_default", "whole_token_coverage_3",
                    "whole_matched_8", "whole_longest_match_tokens"]
 
@@ -148,7 +148,7 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
     print(f"iterations {i}: build kills {build_kills}, scan kills {scan_kills}, completed builds {builds_done}, "
           f"completed scans {len(scans_done)}, temp files in the last killed scan's directory {leftovers}")
     print("log:", log)
-    assert build_kills >= 10 and build_kills + scan_kills >= 15
+    assert build_kills >= max(3, SECONDS // 10) and build_kills + scan_kills >= max(4, SECONDS // 6)
 
     # a successful scan into each report directory removes the temp files of killed ones (R8)
     for out in sorted((tmp_path / "scans").glob("s*")):
@@ -156,12 +156,17 @@ def test_soak_random_kills_build_and_scan(tmp_path: Path) -> None:
                          "--silent").returncode == 0
         assert _check_report_dir(out) == 0, sorted(p.name for p in out.iterdir())
     # every index converges: resume, verify --deep (the CLI), EQ with the clean build, same scan result
-    for idx in sorted(tmp_path.glob("idx*")):
+    indexes = sorted(tmp_path.glob("idx*"), key=lambda p: int(p.name[3:]))
+    for idx in indexes:
         build_index(shards, idx, SPEC, CONFIG)
-        res = run_probe("index", "verify", str(idx), "--deep", "--format", "json")
-        assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout + res.stderr
+        if idx == indexes[-1]:  # the CLI once; the same function in-process for the others
+            res = run_probe("index", "verify", str(idx), "--deep", "--format", "json")
+            assert res.returncode == 0 and json.loads(res.stdout)["ok"], res.stdout + res.stderr
+        else:
+            report = verify_index(idx, deep=True)
+            assert report["ok"], report
         assert index_tables(idx) == ref_tables
-    last = sorted(tmp_path.glob("idx*"))[-1]
+    last = indexes[-1]
     out = tmp_path / "final-scan"
     assert run_probe("scan", str(dataset), "--index", str(last), "--out", str(out), "--silent").returncode == 0
     assert _scan_table(out) == _scan_table(ref_scan)
