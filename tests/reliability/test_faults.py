@@ -479,3 +479,23 @@ def test_sigkill_during_compaction_then_rerun(env: Env, tmp_path: Path, point: s
     assert report["ok"] and report["orphans"] == [], report
     assert not list(index.rglob(f"{fmt.TMP_PREFIX}*"))
     _same_content(index, env.tables)
+
+
+# --------------------------------------------------------------------------- Ray workers killed
+def test_ray_workers_killed_then_resume(env: Env, tmp_path: Path) -> None:
+    """`--executor ray`: every Ray worker SIGKILLs itself after writing its first segment (before any
+    commit). The build fails cleanly (exit 70, one message), commits nothing half-done, and resumes."""
+    pytest.importorskip("ray")
+    index = tmp_path / "idx"
+    shutil.copytree(env.base_index, index)
+    res = run_probe("index", "build", *env.shards[:2], "--index", str(index), "--executor", "ray", "--workers", "2",
+                    "--n", "3,8", "--row-groups-per-part", "1", "--silent",
+                    env={"PROBE_FAULT": "after_data_fsync:1"}, timeout=300)
+    if res.returncode == 2 and "cannot start or reach Ray" in res.stderr:
+        pytest.skip(f"Ray cannot start here: {res.stderr.strip()[-300:]}")
+    assert res.returncode == 70, res.stderr
+    assert "probe: error: a worker process died" in res.stderr and "Traceback" not in res.stderr
+    assert_consistent(index)
+    assert committed(index) == 8  # the base shard only: no part of a killed task was committed
+    assert index_tables(index) == env.base_tables
+    assert_converges(env, index)
