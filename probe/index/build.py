@@ -34,7 +34,7 @@ import pyarrow as pa
 from probe import kernels
 from probe._alloc import tune_allocator
 from probe.config import BuildConfig, TextSpec
-from probe.errors import ConfigError, InputError, ProbeError, WorkerDiedError
+from probe.errors import ConfigError, IndexWriteError, InputError, ProbeError, WorkerDiedError
 from probe.index import format as fmt
 from probe.index.segment import (
     Aggregated,
@@ -453,11 +453,15 @@ def build_index(
             if progress is not None:
                 progress.part_done()
 
+        write_failures: list[IndexWriteError] = []
+
         def on_failure(task: Task, exc: BaseException) -> None:
             if isinstance(exc, BrokenProcessPool):
                 result.worker_died = True
             elif isinstance(exc, ProbeError):
                 result.failures.append(str(exc))
+                if isinstance(exc, IndexWriteError):  # disk full / EIO writing the index, not a bad input
+                    write_failures.append(exc)
             else:
                 result.failures.append(f"{task.shard.uri} (part {task.part.index}): {type(exc).__name__}: {exc}")
             if progress is not None:
@@ -485,11 +489,11 @@ def build_index(
     if result.failures:
         shown = "\n  ".join(result.failures[:20])
         more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""
-        raise InputError(
-            str(index_dir),
-            f"{len(result.failures)} shard part(s) failed and were not committed "
-            f"({result.parts_committed} committed; re-run to resume):\n  {shown}{more}",
-        )
+        summary = (f"{len(result.failures)} shard part(s) failed and were not committed "
+                   f"({result.parts_committed} committed; re-run to resume):\n  {shown}{more}")
+        if write_failures:  # the index could not be written: exit 4, not "bad input" (3)
+            raise IndexWriteError(f"{index_dir}: {summary}")
+        raise InputError(str(index_dir), summary)
     return result
 
 
