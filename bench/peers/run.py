@@ -829,8 +829,8 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:  # noqa: C901,
     lines.append(f"Command: `{res['command']}`")
     lines.append("")
     corpus_desc = "smoke subset" if args.smoke else "the shared corpus (5 shards, 265 MB text, 145,401 docs)"
-    lines.append(f"Corpus: {corpus_desc}; probe tokens: {tokens:,}" if tokens else f"Corpus: {corpus_desc}")
-    lines.append("; datasets: " + ", ".join(f"{n} ({res['prep']['datasets'][n]['examples']:,} examples)" for n in ds)
+    lines.append((f"Corpus: {corpus_desc}; probe tokens: {tokens:,}" if tokens else f"Corpus: {corpus_desc}")
+                 + "; datasets: " + ", ".join(f"{n} ({res['prep']['datasets'][n]['examples']:,} examples)" for n in ds)
                  + ". Every peer reads the same per-example text (probe's `whole` field: the example's fields "
                  "joined by newlines).")
     lines.append("")
