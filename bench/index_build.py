@@ -237,9 +237,10 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
             with t_write:
                 wf = segment.write_ngram_file(out_root, f"part-{i:03d}/n={n}.parquet", iter([agg]),
                                               spec.doc_sample_k, spec.bucket_bits)
-            written_bytes += wf.bytes
+            written_bytes += wf.bytes + wf.extra.get("doc_sample_file", {}).get("bytes", 0)
             del agg
         shutil.rmtree(out_root / f"part-{i:03d}", ignore_errors=True)
+        shutil.rmtree(out_root / "doc_sample", ignore_errors=True)
     gc.collect()
 
     def stage(name: str, seconds: float, units: float | None = None, unit: str | None = None,
@@ -280,7 +281,7 @@ def _index_rows(index: Path) -> dict[str, dict[str, int]]:
             acc = out.setdefault(key, {"rows": 0, "count_sum": 0, "bytes": 0})
             acc["rows"] += f["rows"]
             acc["count_sum"] += f["count_sum"]
-            acc["bytes"] += f["bytes"]
+            acc["bytes"] += f["bytes"] + (f.get("doc_sample_file") or {}).get("bytes", 0)
     return out
 
 

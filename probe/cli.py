@@ -422,12 +422,15 @@ def scan(datasets: tuple[Path, ...], index_dir: Path, out_dir: Path | None, sile
         out_dirs = [(out_dir or Path("reports")) / name for name in _report_names(datasets)]
     reader = open_index(index_dir)
     summaries = []
-    for dataset, target in zip(datasets, out_dirs, strict=True):
-        result = scan_dataset(dataset, index_dir, target, config, reader=reader)
-        summaries.append(result.summary)
-        if output_format != "json":
-            render_scan_summary(result.summary)
-            click.echo(f"wrote {target / 'examples.parquet'} and {target / 'summary.json'}")
+    try:
+        for dataset, target in zip(datasets, out_dirs, strict=True):
+            result = scan_dataset(dataset, index_dir, target, config, reader=reader)
+            summaries.append(result.summary)
+            if output_format != "json":
+                render_scan_summary(result.summary)
+                click.echo(f"wrote {target / 'examples.parquet'} and {target / 'summary.json'}")
+    finally:
+        reader.close()  # stop background index loading at once on an error or interrupt
     if output_format == "json":
         _emit_json(summaries[0] if len(summaries) == 1 else summaries)
 

@@ -645,7 +645,7 @@ def samples_to_ragged(samples):
     return offsets, values[:t]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find_sorted(table, queries):
     """Row of each query in ``table`` (both sorted ascending, uint64), -1 when absent.
 

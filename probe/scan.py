@@ -14,7 +14,7 @@ import json
 import os
 import time
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,14 +154,28 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
     config = config or ScanConfig()
     started = time.perf_counter()
     tune_allocator()
+    own_reader = reader is None
     if reader is None:
         reader = open_index(index_dir)
+    try:
+        return _scan(dataset, reader, out_dir, config, progress, started)
+    finally:
+        if own_reader:
+            reader.close()
+
+
+def _scan(dataset: str | Path, reader: IndexReader, out_dir: str | Path | None, config: ScanConfig,
+          progress: Any, started: float) -> ScanResult:
     spec = reader.spec
     schema = detect_schema(dataset, config.dataset)
     tokenizer = Tokenizer(spec)
     ns = list(spec.ns)
     nmin = min(ns)
     has_pattern = "pattern" in spec.views
+    # the index tables load on background threads while the dataset is read and tokenized,
+    # in the order the first batch looks them up (doc samples only where the scan uses them)
+    reader.prefetch([(view, n, view == "surface" and n == nmin)
+                     for view in ("surface", *(("pattern",) if has_pattern else ())) for n in ns])
     chars50 = spec.tokenizer == "chars" and 50 in ns
     stats = DatasetReadStats()
     out_path = Path(out_dir) if out_dir is not None else None
@@ -180,9 +194,11 @@ def scan_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Path
     provenance_left = config.provenance_limit
     timings = Counter()
     try:
-        for batch in read_examples(dataset, config.dataset, stats):
+        views = ["surface"] + (["pattern"] if has_pattern else [])
+        for batch, prepared in _prepared_batches(read_examples(dataset, config.dataset, stats), reader,
+                                                 tokenizer, views):
             t0 = time.perf_counter()
-            table, info = _scan_batch(batch, reader, tokenizer, config, ns, nmin, has_pattern, chars50,
+            table, info = _scan_batch(batch, prepared, reader, tokenizer, config, ns, nmin, has_pattern, chars50,
                                       provenance_left)
             timings["scan"] += time.perf_counter() - t0
             provenance_left -= info["provenance_used"]
@@ -240,18 +256,56 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _scan_batch(batch, reader: IndexReader, tokenizer: Tokenizer, config: ScanConfig, ns: list[int], nmin: int,
-                has_pattern: bool, chars50: bool, provenance_left: int) -> tuple[pa.Table, dict[str, Any]]:
-    thresholds = config.thresholds
-    e = len(batch)
+LOOKAHEAD_BATCHES = 4  # batches tokenized ahead while the index is still loading
+
+
+@dataclass
+class _PreparedBatch:
+    """A batch's field texts and its tokens per view (field f occupies documents [f*e, (f+1)*e))."""
+
+    field_texts: dict[str, list[str]]
+    tokens: dict[str, TokenBatch]
+
+
+def _prepare_batch(batch, tokenizer: Tokenizer, views: list[str]) -> _PreparedBatch:
     field_texts = {f: [ex.fields.get(f, "") for ex in batch] for f in FIELDS}
     field_texts["whole"] = [_whole(ex.fields) for ex in batch]
-    views = ["surface"] + (["pattern"] if has_pattern else [])
-    # tokenize every field of the batch as one document list per view: field f occupies docs [f*e, (f+1)*e)
+    # tokenize every field of the batch as one document list per view
     all_texts = [t for f in SCAN_FIELDS for t in field_texts[f]]
-    tokens: dict[str, TokenBatch] = {}
-    for view in views:
-        tokens[view] = tokenizer.tokenize(all_texts, view, with_offsets=(view == "surface"))
+    tokens = {view: tokenizer.tokenize(all_texts, view, with_offsets=(view == "surface")) for view in views}
+    return _PreparedBatch(field_texts, tokens)
+
+
+def _prepared_batches(batches, reader: IndexReader, tokenizer: Tokenizer, views: list[str]):
+    """Yield (batch, prepared) in order; while the index still loads, read and tokenize ahead.
+
+    The index loads on background threads; rather than block on the first lookup, the
+    scan keeps the core busy with the next batches' reading and tokenizing (at most
+    LOOKAHEAD_BATCHES held, so memory stays bounded by a few batches).
+    """
+    ahead: deque = deque()
+    source = iter(batches)
+    done = False
+    while True:
+        while not done and (not ahead or (len(ahead) < LOOKAHEAD_BATCHES and reader.loading())):
+            batch = next(source, None)
+            if batch is None:
+                done = True
+            else:
+                ahead.append((batch, _prepare_batch(batch, tokenizer, views)))
+        if not ahead:
+            return
+        yield ahead.popleft()
+
+
+def _scan_batch(batch, prepared: _PreparedBatch, reader: IndexReader, tokenizer: Tokenizer, config: ScanConfig,
+                ns: list[int], nmin: int, has_pattern: bool, chars50: bool,
+                provenance_left: int) -> tuple[pa.Table, dict[str, Any]]:
+    thresholds = config.thresholds
+    e = len(batch)
+    field_texts = prepared.field_texts
+    tokens = prepared.tokens
+    views = list(tokens)
     scores: dict[tuple[str, str, int], NgramScores] = {}
     lookups = 0
     surface_min_lookup: LookupResult | None = None
@@ -428,6 +482,16 @@ def _joint(res: LookupResult | None, ngrams: tuple | None, e: int, thresholds: T
     return joint, exact
 
 
+def _prefetch_documents(reader: IndexReader, doc_keys: list[int]) -> None:
+    """Read the corpus documents provenance will show, two at a time (Parquet decoding releases
+    the GIL); results land in the document cache that ``document_match`` reads."""
+    if len(doc_keys) < 2:
+        return
+    from probe.index.stats import prefetch_document_texts
+
+    prefetch_document_texts(reader, doc_keys)
+
+
 def _provenance(reader, tokenizer, res, ngrams, scores, batch, flagged, e, nmin, limit, verify, tbs):
     """Corpus document and snippet for flagged examples' longest whole-example match."""
     uri = [None] * e
@@ -444,7 +508,10 @@ def _provenance(reader, tokenizer, res, ngrams, scores, batch, flagged, e, nmin,
         whole_doc0 = 3 * e
         h, de, _pos = ngrams
         ng_base = int(de[whole_doc0 - 1]) if whole_doc0 else 0
-        for i in np.nonzero(flagged & (s.first_match >= 0))[0][:limit]:
+        wanted = np.nonzero(flagged & (s.first_match >= 0))[0][:limit]
+        _prefetch_documents(reader, [int(res.sample(ng_base + int(s.first_match[i]))[0]) for i in wanted
+                                     if res.sample(ng_base + int(s.first_match[i])).shape[0]])
+        for i in wanted:
             gi = ng_base + int(s.first_match[i])
             sample = res.sample(gi)
             if not sample.shape[0]:

@@ -351,7 +351,14 @@ def index_tables(index_dir: str | Path) -> IndexTables:
             table = pq.read_table(root / entry["path"]).to_pydict()
             rows = merged.setdefault(key, {})
             this_seg: dict[int, list[tuple[str, int]]] = {}
-            sample_col = table.get("doc_sample") or [[] for _ in table["hash"]]
+            # doc0 per row; rows in several documents have their whole sample in the doc-sample file
+            sample_col = [[o] for o in table["doc0"]] if "doc0" in table else [[] for _ in table["hash"]]
+            if entry.get("doc_sample_file"):
+                side = pq.read_table(root / entry["doc_sample_file"]["path"]).to_pydict()
+                where = {h: i for i, h in enumerate(table["hash"])}
+                for h, lst in zip(side["hash"], side["doc_sample"], strict=True):
+                    assert lst[0] == sample_col[where[h]][0] and lst == sorted(set(lst))
+                    sample_col[where[h]] = lst
             for h, c, d, s in zip(table["hash"], table["count"], table["docs"], sample_col, strict=True):
                 acc = rows.setdefault(h, [0, 0])
                 acc[0] += c

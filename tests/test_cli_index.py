@@ -191,7 +191,7 @@ def test_build_missing_arguments_exit_2(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- info
 def test_info_json_and_text(index: Path) -> None:
     info = ok_json("index", "info", str(index), "--format", "json")
-    assert info["snapshot"] == 2 and info["format_version"] == 1
+    assert info["snapshot"] == 2 and info["format_version"] == 2
     assert info["totals"]["docs"] == 90 and info["totals"]["shards"] == 2
     assert {(r["view"], r["n"]) for r in info["ngrams"]} == {("surface", 3), ("surface", 8), ("pattern", 3),
                                                             ("pattern", 8)}
@@ -219,7 +219,7 @@ def test_verify_text_json_and_deep(index: Path) -> None:
     assert res.exit_code == 0 and ": OK (" in res.stdout
     report = ok_json("index", "verify", str(index), "--deep", "--format", "json")
     assert report["ok"] and report["deep"] and report["problems"] == [] and report["snapshot"] == 2
-    assert report["files_checked"] == 2 * (4 + 1)  # two segments: 4 n-gram files + docs.parquet each
+    assert report["files_checked"] == 2 * (4 + 4 + 1)  # two segments: 4 n-gram files, their 4 doc-sample files, docs.parquet
 
 
 # --------------------------------------------------------------------------- compact and gc

@@ -112,7 +112,8 @@ def test_corrupt_header_exits_4(index: Path, tmp_path: Path) -> None:
 def test_truncated_ngram_file_exits_4(index: Path, tmp_path: Path) -> None:
     broken = tmp_path / "idx"
     shutil.copytree(index, broken)
-    victim = sorted(p for p in (broken / "segments").rglob("*.parquet") if "docs" not in p.name)[0]
+    victim = sorted(p for p in (broken / "segments").rglob("*.parquet")
+                    if "docs" not in p.name and "doc_sample" not in p.parts)[0]
     victim.write_bytes(victim.read_bytes()[:-100])
     result = run(DATASET, "--index", broken, "--out", tmp_path / "out")
     assert result.exit_code == ExitCode.INDEX, result.output

@@ -11,7 +11,8 @@ Layout (see docs/index-format.md)::
     <index>/probe-index.json                 format version + text spec (written once)
     <index>/snapshots/00000001.json          the commit log; the highest one is the index
     <index>/segments/<uuid>/manifest.json    files of one segment with sizes and xxh3-128
-    <index>/segments/<uuid>/view=<v>/n=<n>.parquet   sorted (hash, count, docs, doc_sample)
+    <index>/segments/<uuid>/view=<v>/n=<n>.parquet   sorted (hash, count, docs, doc0)
+    <index>/segments/<uuid>/doc_sample/view=<v>/n=<n>.parquet   (hash, doc_sample) of multi-document rows
     <index>/segments/<uuid>/docs.parquet     document ordinal -> shard, row, id, source
     <index>/LOCK                             flock'ed by the single writer
 """
@@ -43,7 +44,7 @@ from probe.errors import (
 )
 
 FORMAT_NAME = "probe-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: doc0 column + doc-sample files instead of a doc_sample list column
 SPEC_FILE = "probe-index.json"
 SNAPSHOT_DIR = "snapshots"
 SEGMENT_DIR = "segments"
@@ -158,7 +159,8 @@ def read_spec(root: Path) -> TextSpec:
     if version != FORMAT_VERSION:
         raise IndexFormatError(
             f"{path}: index format version {version!r}; this probe reads version {FORMAT_VERSION}"
-            + (" (index written by a newer probe: upgrade probe)" if isinstance(version, int) and version > 1 else "")
+            + (" (index written by a newer probe: upgrade probe)" if isinstance(version, int) and version > FORMAT_VERSION
+               else " (written by an older probe: rebuild it into a new directory with `probe index build`)")
         )
     try:
         return TextSpec.from_dict(data["spec"])
@@ -267,7 +269,8 @@ class Snapshot:
                 raise IndexFormatError(
                     f"{source}: snapshot format {data.get('format')!r} v{version!r}; "
                     f"this probe reads {FORMAT_NAME} v{FORMAT_VERSION}"
-                    + (" (index written by a newer probe: upgrade probe)" if newer else "")
+                    + (" (index written by a newer probe: upgrade probe)" if newer else
+                       " (written by an older probe: rebuild the index)" if isinstance(version, int) else "")
                 )
             body = {k: v for k, v in data.items() if k != "checksum"}
             if data.get("checksum") != xxhash.xxh3_128_hexdigest(canonical_json(body)):

@@ -27,6 +27,7 @@ from probe.index import format as fmt
 from probe.index.reader import open_index
 from probe.index.segment import (
     Aggregated,
+    manifest_files,
     merge_aggregated,
     open_parquet,
     read_ngram_row_groups,
@@ -67,8 +68,13 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
             problems.append(str(e))
     k = reader.spec.doc_sample_k
     for man in manifests:
-        entries = [*man["files"], man["docs_file"]]
-        for entry in entries:
+        ngram_files = {id(e) for e in man["files"]}
+        sample_files = {id(e["doc_sample_file"]) for e in man["files"] if e.get("doc_sample_file")}
+        for entry in man["files"]:
+            if k > 1 and entry.get("doc_sample_file") is None:
+                problems.append(f"index file {root / entry['path']}: no doc-sample file in the manifest "
+                                f"(doc_sample_k = {k})")
+        for entry in manifest_files(man):
             files_checked += 1
             try:
                 pf = open_parquet(root, entry)
@@ -78,11 +84,14 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
                     if pf.metadata.num_rows != entry["rows"]:
                         raise IndexFormatError(f"index file {root / entry['path']}: {pf.metadata.num_rows} rows, "
                                                f"manifest says {entry['rows']}")
-                    if "view" in entry:
-                        agg = read_ngram_row_groups(root, entry, k)
-                        if agg.hashes.shape[0] > 1 and not bool(np.all(agg.hashes[1:] > agg.hashes[:-1])):
+                    if id(entry) in ngram_files:
+                        h = read_ngram_row_groups(root, entry, k, columns=["hash"]).hashes
+                        if h.shape[0] > 1 and not bool(np.all(h[1:] > h[:-1])):
                             raise IndexFormatError(f"index file {root / entry['path']}: hashes not strictly sorted")
-                    else:
+                        del h
+                        # reading the samples back also checks the doc-sample file against the table
+                        _check_samples(root, entry, read_ngram_row_groups(root, entry, k), k)
+                    elif id(entry) not in sample_files:
                         pf.read()
             except IndexFormatError as e:
                 problems.append(str(e))
@@ -95,6 +104,21 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
         orphans = sorted(str(p.relative_to(root)) for p in seg_root.iterdir() if p.name not in referenced)
     return {"index": str(root), "snapshot": reader.snapshot.number, "ok": not problems, "problems": problems,
             "orphans": orphans, "files_checked": files_checked, "deep": deep}
+
+
+def _check_samples(root: Path, entry: dict[str, Any], agg: Aggregated, k: int) -> None:
+    """Every row's sample: min(docs, k) distinct ordinals, ascending, doc0 first."""
+    if k == 0 or not len(agg):
+        return
+    s = agg.samples
+    valid = s != np.uint32(0xFFFFFFFF)
+    lengths = valid.sum(axis=1)
+    expected = np.minimum(agg.docs.astype(np.int64), k)
+    ascending = bool(np.all((s[:, 1:] > s[:, :-1]) | ~valid[:, 1:]))
+    prefix = bool(np.all(valid[:, :-1] | ~valid[:, 1:]))  # no gap before a valid ordinal
+    if not (np.array_equal(lengths, expected) and ascending and prefix):
+        raise IndexFormatError(f"index file {root / entry['path']}: doc samples inconsistent with docs "
+                               "(expected min(docs, k) ascending ordinals per row)")
 
 
 def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any]:

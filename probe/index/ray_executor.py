@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import ConfigError, IndexFormatError
-from probe.index.segment import read_manifest
+from probe.index.segment import manifest_files, read_manifest
 
 _worker_ready = False
 
@@ -55,7 +55,7 @@ def check_segment_visible(root: Path, res: dict[str, Any]) -> None:
     seg = res["segment"]
     try:
         manifest = read_manifest(root, seg["manifest"], seg.get("manifest_xxh3"))
-        for entry in [*manifest["files"], manifest["docs_file"]]:
+        for entry in manifest_files(manifest):
             if (root / entry["path"]).stat().st_size != entry["bytes"]:
                 raise IndexFormatError(f"{root / entry['path']}: size differs from the worker's manifest")
     except (IndexFormatError, OSError) as e:

@@ -8,6 +8,9 @@ verified on read.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,9 +25,11 @@ from probe.errors import IndexFormatError, IndexMismatchError, IndexMissingError
 from probe.index import format as fmt
 from probe.index.segment import (
     EMPTY32,
+    manifest_files,
     open_parquet,
     read_manifest,
     read_ngram_row_groups,
+    read_sample_file,
 )
 
 
@@ -53,18 +58,47 @@ class LookupResult:
 
 
 @dataclass
+class _Samples:
+    """Doc samples of one n-gram file: ``doc0`` per row, full samples of multi-document rows.
+
+    ``side_hashes`` (sorted) are the rows with ``docs`` > 1; their bottom-k ordinals
+    are ``side_values[side_offsets[i]:side_offsets[i + 1]]``. Other rows' sample is
+    ``[doc0]`` (with ``doc_sample_k`` 1, every row's).
+    """
+
+    doc0: np.ndarray  # uint32 per row
+    side_hashes: np.ndarray  # uint64
+    side_offsets: np.ndarray  # int64, len + 1
+    side_values: np.ndarray  # uint32
+
+    @property
+    def nbytes(self) -> int:
+        return self.doc0.nbytes + self.side_hashes.nbytes + self.side_offsets.nbytes + self.side_values.nbytes
+
+    @classmethod
+    def from_matrix(cls, hashes: np.ndarray, samples: np.ndarray) -> _Samples:
+        """From a (rows, k) sample matrix padded with EMPTY32 (the streaming path)."""
+        doc0 = np.ascontiguousarray(samples[:, 0]) if samples.shape[1] else np.full(hashes.shape[0], EMPTY32)
+        multi = np.flatnonzero(samples[:, 1] != EMPTY32) if samples.shape[1] > 1 else np.empty(0, np.int64)
+        sub = samples[multi]
+        valid = sub != EMPTY32
+        offsets = np.zeros(multi.shape[0] + 1, np.int64)
+        np.cumsum(valid.sum(axis=1), out=offsets[1:])
+        return cls(doc0, hashes[multi], offsets, sub[valid])
+
+
+@dataclass
 class _LoadedTable:
-    """One n-gram file in memory: sorted hashes, counts, docs, and the ragged doc sample."""
+    """One n-gram file in memory: sorted hashes, counts, docs, and (when loaded) the doc samples."""
 
     hashes: np.ndarray
     counts: np.ndarray
     docs: np.ndarray
-    sample_offsets: np.ndarray | None
-    sample_values: np.ndarray | None
+    samples: _Samples | None = None
 
     @property
     def nbytes(self) -> int:
-        extra = 0 if self.sample_offsets is None else self.sample_offsets.nbytes + self.sample_values.nbytes
+        extra = 0 if self.samples is None else self.samples.nbytes
         return self.hashes.nbytes + self.counts.nbytes + self.docs.nbytes + extra
 
 
@@ -99,15 +133,77 @@ class IndexReader:
 
     ``memory_bytes`` bounds how much of the index it keeps loaded between lookups;
     files beyond it are streamed bucket range by bucket range on every lookup.
+
+    Loading is the fixed cost of a scan (decoding every n-gram file once), so
+    :meth:`prefetch` starts it on background threads: Parquet decoding and the
+    compiled searches release the GIL, so they overlap the scan's own Python work
+    (reading and tokenizing the dataset) on a second core.
     """
 
-    def __init__(self, root: Path, spec: TextSpec, snapshot: fmt.Snapshot, memory_bytes: int = 4 << 30) -> None:
+    def __init__(self, root: Path, spec: TextSpec, snapshot: fmt.Snapshot, memory_bytes: int = 4 << 30,
+                 threads: int | None = None) -> None:
         self.root = root
         self.spec = spec
         self.snapshot = snapshot
         self.memory_bytes = memory_bytes
+        self.threads = max(1, min(4, threads or os.cpu_count() or 1))
         self._tables: dict[str, _LoadedTable] = {}
         self._cached_bytes = 0
+        # background loads by entry path; only the calling thread mutates these and _tables,
+        # loader threads only read files and return arrays
+        self._pending: dict[str, tuple[dict[str, Any], bool]] = {}
+        self._futures: dict[str, Future] = {}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pool_lock = threading.Lock()
+
+    def _pool(self, name: str) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = self._pools[name] = ThreadPoolExecutor(self.threads, thread_name_prefix=f"probe-{name}")
+            return pool
+
+    def close(self) -> None:
+        """Stop background loading (queued loads are cancelled); loaded tables stay usable."""
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools.clear()
+        self._pending.clear()
+        self._futures.clear()
+
+    def prefetch(self, wanted: list[tuple[str, int, bool]]) -> None:
+        """Start loading the n-gram files of each (view, n, with doc samples) in the background.
+
+        Files are queued in the order given, within the memory budget (the same rule
+        :meth:`lookup` applies); a later lookup waits only for the files it needs.
+        Files over budget are left to the streaming path.
+        """
+        reserved = self._cached_bytes + self._reserved()
+        for view, n, samples in wanted:
+            want = samples and self.spec.doc_sample_k > 0
+            for _si, entry in self.ngram_entries(view, n):
+                key = entry["path"]
+                if key in self._pending or key in self._tables:  # a lookup adds missing samples itself
+                    continue
+                need = self._estimate(entry, want)
+                if reserved + need > self.memory_bytes:
+                    continue
+                reserved += need
+                self._pending[key] = (entry, want)
+                self._futures[key] = self._pool("load").submit(self._read_table, entry, want)
+
+    def _reserved(self) -> int:
+        """Bytes promised to background loads not yet taken over by a lookup."""
+        return sum(self._estimate(e, w) for e, w in self._pending.values())
+
+    def loading(self) -> bool:
+        """Whether background loads started by :meth:`prefetch` are still running."""
+        return any(not f.done() for f in self._futures.values())
+
+    @staticmethod
+    def _estimate(entry: dict[str, Any], samples: bool) -> int:
+        """Bytes a loaded file takes (the budget rule of :meth:`_load_table`)."""
+        return entry["rows"] * (30 if samples else 20)
 
     @cached_property
     def manifests(self) -> list[dict[str, Any]]:
@@ -133,26 +229,44 @@ class IndexReader:
         asks for them at one n only).
         """
         key = entry["path"]
-        loaded = self._tables.get(key)
-        if loaded is None:
-            if self._cached_bytes + entry["rows"] * 20 > self.memory_bytes:
-                return None
-            table = self._read(entry, ["hash", "count", "docs"])
-            counts = _column(table, "count")
-            if entry.get("count_sum", 1 << 40) < 2**32:  # every count fits: half the memory
-                counts = counts.astype(np.uint32)
-            loaded = _LoadedTable(_column(table, "hash"), counts, _column(table, "docs"), None, None)
+        if self._pending.pop(key, None) is not None:
+            loaded = self._futures.pop(key).result()  # re-raises a loader's IndexFormatError here
             self._tables[key] = loaded
             self._cached_bytes += loaded.nbytes
-        if want_samples and loaded.sample_offsets is None and self.spec.doc_sample_k:
-            if self._cached_bytes + entry["rows"] * 10 > self.memory_bytes:
+        loaded = self._tables.get(key)
+        if loaded is None:
+            if self._cached_bytes + self._reserved() + entry["rows"] * 20 > self.memory_bytes:
                 return None
-            col = self._read(entry, ["doc_sample"]).column("doc_sample").combine_chunks()
-            offsets = np.asarray(col.offsets)  # int32 for a list column
-            loaded.sample_values = np.asarray(col.values, dtype=np.uint32)[offsets[0]:offsets[-1]]
-            loaded.sample_offsets = offsets - offsets[0] if offsets[0] else offsets
-            self._cached_bytes += loaded.sample_values.nbytes + loaded.sample_offsets.nbytes
+            loaded = self._read_table(entry, False)
+            self._tables[key] = loaded
+            self._cached_bytes += loaded.nbytes
+        if want_samples and loaded.samples is None and self.spec.doc_sample_k:
+            if self._cached_bytes + self._reserved() + entry["rows"] * 10 > self.memory_bytes:
+                return None
+            before = loaded.nbytes
+            loaded.samples = self._read_samples(entry)
+            self._cached_bytes += loaded.nbytes - before
         return loaded
+
+    def _read_table(self, entry: dict[str, Any], with_samples: bool) -> _LoadedTable:
+        """Decode one n-gram file into arrays (runs on a loader thread; touches no reader state)."""
+        table = self._read(entry, ["hash", "count", "docs"])
+        counts = _column(table, "count")
+        if entry.get("count_sum", 1 << 40) < 2**32:  # every count fits: half the memory
+            counts = counts.astype(np.uint32)
+        loaded = _LoadedTable(_column(table, "hash"), counts, _column(table, "docs"))
+        del table
+        if with_samples and self.spec.doc_sample_k:
+            loaded.samples = self._read_samples(entry)
+        return loaded
+
+    def _read_samples(self, entry: dict[str, Any]) -> _Samples:
+        doc0 = _column(self._read(entry, ["doc0"]), "doc0")
+        if self.spec.doc_sample_k > 1:
+            side_hashes, offsets, values = read_sample_file(self.root, entry)
+        else:
+            side_hashes, offsets, values = np.empty(0, np.uint64), np.zeros(1, np.int64), np.empty(0, np.uint32)
+        return _Samples(doc0, side_hashes, offsets, values)
 
     def _read(self, entry: dict[str, Any], columns: list[str]) -> pa.Table:
         pf = open_parquet(self.root, entry)
@@ -178,24 +292,32 @@ class IndexReader:
         k = self.spec.doc_sample_k
         want = k > 0 and with_samples
         sample_parts: list[tuple[np.ndarray, np.ndarray]] = []  # (query idx, doc key)
-        for si, entry in self.ngram_entries(view, n):
-            if q == 0:
-                break
+        entries = self.ngram_entries(view, n)  # validates view and n even when there is nothing to look up
+        if not q:
+            entries = []
+        # searches of loaded tables run on worker threads (the kernel releases the GIL) while
+        # this thread waits for the next file or streams the ones over budget
+        searches: list[tuple[int, _LoadedTable, Future]] = []
+        for si, entry in entries:
             table = self._load_table(entry, want)
-            if table is not None:
-                self._probe_table(si, table, uniq, 0, counts, docs, complete, sample_parts, want)
-                continue
-            self._lookup_streaming(si, entry, uniq, counts, docs, complete, sample_parts, want)
+            if table is None:
+                self._lookup_streaming(si, entry, uniq, counts, docs, complete, sample_parts, want)
+            elif table.hashes.shape[0]:
+                searches.append((si, table, self._pool("search").submit(kernels.find_sorted, table.hashes, uniq)))
+        for si, table, future in searches:
+            self._apply_hits(si, table, future.result(), 0, counts, docs, complete, sample_parts, want)
         if not want:
             complete[:] = counts == 0
         return _expand(uniq.shape[0], inverse, counts, docs, complete, sample_parts, hashes.shape[0])
 
     def _probe_table(self, si: int, table: _LoadedTable, qs: np.ndarray, qlo: int, counts: np.ndarray,
                      docs: np.ndarray, complete: np.ndarray, sample_parts: list, want: bool) -> None:
-        th = table.hashes
-        if not th.shape[0]:
-            return
-        pos = kernels.find_sorted(th, qs)  # qs: sorted unique queries
+        if table.hashes.shape[0]:
+            pos = kernels.find_sorted(table.hashes, qs)  # qs: sorted unique queries
+            self._apply_hits(si, table, pos, qlo, counts, docs, complete, sample_parts, want)
+
+    def _apply_hits(self, si: int, table: _LoadedTable, pos: np.ndarray, qlo: int, counts: np.ndarray,
+                    docs: np.ndarray, complete: np.ndarray, sample_parts: list, want: bool) -> None:
         hit = pos >= 0
         if not hit.any():
             return
@@ -204,16 +326,29 @@ class IndexReader:
         counts[qi] += table.counts[rows]
         d = table.docs[rows]
         docs[qi] += d
-        if want and table.sample_offsets is not None:
-            complete[qi] &= d <= self.spec.doc_sample_k
-            starts = table.sample_offsets[rows]
-            lengths = table.sample_offsets[rows + 1] - starts
+        smp = table.samples
+        if not (want and smp is not None):
+            return
+        k = self.spec.doc_sample_k
+        complete[qi] &= d <= k
+        seg = np.uint64(si) << np.uint64(32)
+        multi = (d > 1) if k > 1 else np.zeros(rows.shape[0], bool)
+        single = ~multi
+        sample_parts.append((qi[single], seg | smp.doc0[rows[single]].astype(np.uint64)))
+        if multi.any():
+            mh = table.hashes[rows[multi]]
+            at = np.searchsorted(smp.side_hashes, mh)
+            ok = at < smp.side_hashes.shape[0]
+            ok[ok] = smp.side_hashes[at[ok]] == mh[ok]
+            if not ok.all():
+                raise IndexFormatError(f"index {self.root}: segment {si} has n-grams in several documents "
+                                       "without a doc sample (doc-sample file does not match its table)")
+            starts = smp.side_offsets[at]
+            lengths = smp.side_offsets[at + 1] - starts
             total = int(lengths.sum())
-            if total:
-                run_starts = np.cumsum(lengths) - lengths
-                idx = np.repeat(starts - run_starts, lengths) + np.arange(total)
-                keys = (np.uint64(si) << np.uint64(32)) | table.sample_values[idx].astype(np.uint64)
-                sample_parts.append((np.repeat(qi, lengths), keys))
+            run_starts = np.cumsum(lengths) - lengths
+            idx = np.repeat(starts - run_starts, lengths) + np.arange(total)
+            sample_parts.append((np.repeat(qi[multi], lengths), seg | smp.side_values[idx].astype(np.uint64)))
 
     def _lookup_streaming(self, si: int, entry: dict[str, Any], uniq: np.ndarray, counts: np.ndarray,
                           docs: np.ndarray, complete: np.ndarray, sample_parts: list, want: bool) -> None:
@@ -230,11 +365,9 @@ class IndexReader:
                 continue
             cols = ["hash", "count", "docs"] + (["doc_sample"] if want else [])
             part = read_ngram_row_groups(self.root, entry, k, sel, columns=cols)
-            table = _LoadedTable(part.hashes, part.counts, part.docs, None, None)
+            table = _LoadedTable(part.hashes, part.counts, part.docs)
             if want:
-                valid = part.samples != EMPTY32
-                table.sample_offsets = np.concatenate(([0], np.cumsum(valid.sum(axis=1)))).astype(np.int64)
-                table.sample_values = part.samples[valid]
+                table.samples = _Samples.from_matrix(part.hashes, part.samples)
             self._probe_table(si, table, uniq[qlo:qhi], qlo, counts, docs, complete, sample_parts, want)
 
     def documents(self, doc_keys: np.ndarray) -> list[dict[str, Any]]:
@@ -273,11 +406,7 @@ class IndexReader:
         }
 
     def referenced_files(self) -> list[dict[str, Any]]:
-        files = []
-        for man in self.manifests:
-            files.extend(man["files"])
-            files.append(man["docs_file"])
-        return files
+        return [f for man in self.manifests for f in manifest_files(man)]
 
 
 def open_index(path: str | Path, snapshot: int | None = None, spec: TextSpec | None = None) -> IndexReader:

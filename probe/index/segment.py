@@ -17,7 +17,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -143,55 +143,61 @@ def _samples_to_list(samples: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint32()))
 
 
-def _list_to_samples(arr: pa.ChunkedArray | pa.Array, k: int) -> np.ndarray:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    n = len(arr)
-    out = np.full((n, k), EMPTY32, np.uint32)
-    if n == 0 or k == 0:
-        return out
-    offsets = np.asarray(arr.offsets, dtype=np.int64)
-    values = np.asarray(arr.flatten(), dtype=np.uint32)
-    lengths = np.diff(offsets)
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(values.shape[0]) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    out[rows, cols] = values
-    return out
-
-
 NGRAM_SCHEMA_FIELDS = [
     pa.field("hash", pa.uint64(), nullable=False),
     pa.field("count", pa.uint64(), nullable=False),
     pa.field("docs", pa.uint32(), nullable=False),
 ]
+SAMPLE_SCHEMA = pa.schema([
+    pa.field("hash", pa.uint64(), nullable=False),
+    pa.field("doc_sample", pa.list_(pa.uint32()), nullable=False),
+])
 
 
 def ngram_schema(k: int) -> pa.Schema:
     fields = list(NGRAM_SCHEMA_FIELDS)
     if k > 0:
-        fields.append(pa.field("doc_sample", pa.list_(pa.uint32()), nullable=False))
+        fields.append(pa.field("doc0", pa.uint32(), nullable=False))
     return pa.schema(fields)
+
+
+def sample_file_rel(rel: str) -> str:
+    """Where the doc-sample file of the n-gram file ``rel`` lives: ``<segment>/doc_sample/view=V/n=N.parquet``.
+
+    A directory of its own, so a glob over ``<segment>/view=*/n=*.parquet`` sees only n-gram tables.
+    """
+    p = PurePosixPath(rel)
+    return str(p.parent.parent / "doc_sample" / p.parent.name / p.name)
 
 
 def _to_table(agg: Aggregated, k: int) -> pa.Table:
     cols = [pa.array(agg.hashes, pa.uint64()), pa.array(agg.counts, pa.uint64()), pa.array(agg.docs, pa.uint32())]
     if k > 0:
-        cols.append(_samples_to_list(agg.samples))
+        cols.append(pa.array(np.ascontiguousarray(agg.samples[:, 0]), pa.uint32()))
     return pa.Table.from_arrays(cols, schema=ngram_schema(k))
 
 
-def _writer_options() -> dict[str, Any]:
-    """DELTA_BINARY_PACKED for every integer column, then zstd-1.
+def _sample_table(agg: Aggregated) -> pa.Table:
+    """Rows in more than one document: the full bottom-k sample (doc0 first)."""
+    multi = np.flatnonzero(agg.docs > 1)
+    return pa.Table.from_arrays([pa.array(agg.hashes[multi], pa.uint64()), _samples_to_list(agg.samples[multi])],
+                                schema=SAMPLE_SCHEMA)
 
-    Sorted hashes delta-encode to ~5 bytes; counts, docs and ordinals are small
-    integers. Measured against dictionary encoding of count/docs: same size (+2 %),
-    ~40 % less write time (bench/RESULTS.md).
+
+def _writer_options(columns: tuple[str, ...] = ("hash", "count", "docs", "doc0")) -> dict[str, Any]:
+    """DELTA_BINARY_PACKED for every integer column; zstd-1 for all but ``hash``.
+
+    Sorted hashes delta-encode to ~5 bytes of random bits that zstd cannot shrink
+    (measured: same file size, 10 % less write time without it); counts, docs and
+    ordinals are small integers that zstd does shrink. Measured against dictionary
+    encoding of count/docs: same size (+2 %), ~40 % less write time (bench/RESULTS.md).
     """
+    leaf = {name: ("doc_sample.list.element" if name == "doc_sample" else name) for name in columns}
     return {
-        "compression": "zstd",
-        "compression_level": 1,
+        "compression": {leaf[c]: ("none" if c == "hash" else "zstd") for c in columns},
+        "compression_level": {leaf[c]: 1 for c in columns if c != "hash"},
         "use_dictionary": False,
-        "column_encoding": {name: "DELTA_BINARY_PACKED" for name in ("hash", "count", "docs", "doc_sample")},
+        "column_encoding": {leaf[c]: "DELTA_BINARY_PACKED" for c in columns},
         "write_page_checksum": True,
         "write_statistics": ["hash"],
     }
@@ -210,19 +216,30 @@ class WrittenFile:
 
 
 def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int, bucket_bits: int) -> WrittenFile:
-    """Write sorted aggregated chunks (ascending, disjoint) as one Parquet file.
+    """Write sorted aggregated chunks (ascending, disjoint) as one Parquet file (+ its doc-sample file).
 
     Row groups are cut at bucket boundaries once they reach ROWS_PER_ROW_GROUP rows;
-    the manifest records each row group's bucket range. The file is serialized in
-    memory, hashed, written and fsynced (its directory is not visible to readers yet).
+    the manifest records each row group's bucket range. Every row carries its
+    smallest document ordinal (``doc0``); with ``k`` > 1 the rows found in more than
+    one document (a few percent) also get their whole bottom-k sample in a separate
+    sorted file (:func:`sample_file_rel`), so the big table stays flat columns that
+    write and decode ~40 % faster than a list column on every row. Both files are
+    serialized in memory, hashed, written and fsynced (their directory is not
+    visible to readers yet).
     """
     sink = pa.BufferOutputStream()  # grows in Arrow memory: no BytesIO copy on getvalue()
-    writer = pq.ParquetWriter(sink, ngram_schema(k), **_writer_options())
+    writer = pq.ParquetWriter(sink, ngram_schema(k), **_writer_options(("hash", "count", "docs", "doc0")[:4 if k else 3]))
+    with_side = k > 1
+    side_sink = pa.BufferOutputStream() if with_side else None
+    side_writer = pq.ParquetWriter(side_sink, SAMPLE_SCHEMA, **_writer_options(("hash", "doc_sample"))) \
+        if with_side else None
     row_groups: list[list[int]] = []
+    side_groups: list[list[int]] = []
     pending: list[Aggregated] = []
     pending_rows = 0
     rows = 0
     count_sum = 0
+    shift = np.uint64(64 - bucket_bits) if bucket_bits else None
 
     def flush() -> None:
         nonlocal pending, pending_rows
@@ -232,10 +249,14 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
             np.concatenate([p.hashes for p in pending]), np.concatenate([p.counts for p in pending]),
             np.concatenate([p.docs for p in pending]), np.concatenate([p.samples for p in pending]))
         writer.write_table(_to_table(agg, k), row_group_size=len(agg))
-        shift = np.uint64(64 - bucket_bits) if bucket_bits else None
         first = int(agg.hashes[0] >> shift) if shift is not None else 0
         last = int(agg.hashes[-1] >> shift) if shift is not None else 0
         row_groups.append([first, last, len(agg)])
+        if side_writer is not None:
+            side = _sample_table(agg)
+            if side.num_rows:
+                side_writer.write_table(side, row_group_size=side.num_rows)
+                side_groups.append([first, last, side.num_rows])
         pending, pending_rows = [], 0
 
     for chunk in chunks:
@@ -263,13 +284,23 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
     flush()
     fault_point("mid_parquet_write")
     writer.close()
+    extra: dict[str, Any] = {"count_sum": count_sum, "row_groups": row_groups}
+    if side_writer is not None:
+        side_writer.close()
+        side_rel = sample_file_rel(rel)
+        side_data = memoryview(side_sink.getvalue())
+        side_path = root / side_rel
+        side_path.parent.mkdir(parents=True, exist_ok=True)
+        write_file_durable(side_path, side_data)
+        extra["doc_sample_file"] = {"path": side_rel, "rows": sum(g[2] for g in side_groups),
+                                    "bytes": len(side_data), "xxh3_128": xxhash.xxh3_128_hexdigest(side_data),
+                                    "row_groups": side_groups}
     data = memoryview(sink.getvalue())
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file_durable(path, data)
     fault_point("after_data_write")
-    return WrittenFile(rel, rows, len(data), xxhash.xxh3_128_hexdigest(data),
-                       {"count_sum": count_sum, "row_groups": row_groups})
+    return WrittenFile(rel, rows, len(data), xxhash.xxh3_128_hexdigest(data), extra)
 
 
 def write_table_file(root: Path, rel: str, table: pa.Table) -> WrittenFile:
@@ -293,6 +324,17 @@ def write_manifest(root: Path, seg_dir_rel: str, manifest: dict[str, Any]) -> tu
     fsync_dir(seg.parent)
     fault_point("after_data_fsync")
     return rel, xxhash.xxh3_128_hexdigest(data)
+
+
+def manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every data file a segment manifest references: n-gram files, their doc-sample files, the docs table."""
+    out: list[dict[str, Any]] = []
+    for entry in manifest["files"]:
+        out.append(entry)
+        if entry.get("doc_sample_file") is not None:
+            out.append(entry["doc_sample_file"])
+    out.append(manifest["docs_file"])
+    return out
 
 
 def read_manifest(root: Path, rel: str, digest: str | None = None) -> dict[str, Any]:
@@ -329,6 +371,9 @@ def _manifest_ok(m: Any) -> bool:
                 and all(isinstance(g, list) and len(g) == 3 and all(isinstance(x, int) for x in g)
                         for g in f["row_groups"])):
             return False
+        side = f.get("doc_sample_file")
+        if side is not None and not (_is_file_entry(side) and isinstance(side.get("row_groups"), list)):
+            return False
     return True
 
 
@@ -349,20 +394,75 @@ def open_parquet(root: Path, entry: dict[str, Any]) -> pq.ParquetFile:
 
 def read_ngram_row_groups(root: Path, entry: dict[str, Any], k: int, row_groups: list[int] | None = None,
                           columns: list[str] | None = None) -> Aggregated:
-    """Read (some row groups of) an n-gram file back into arrays."""
-    pf = open_parquet(root, entry)
+    """Read (some row groups of) an n-gram file back into arrays.
+
+    ``columns`` names logical columns: ``hash``, ``count``, ``docs`` and ``doc_sample``
+    (the (rows, k) sample matrix, rebuilt from ``doc0`` and the doc-sample file).
+    """
     cols = columns or (["hash", "count", "docs"] + (["doc_sample"] if k > 0 else []))
+    want_samples = k > 0 and "doc_sample" in cols
+    phys = [c for c in cols if c != "doc_sample"]
+    if want_samples:
+        phys = list(dict.fromkeys([*phys, "hash", "docs", "doc0"]))
+    pf = open_parquet(root, entry)
     try:
-        table = pf.read_row_groups(row_groups, columns=cols) if row_groups is not None else pf.read(columns=cols)
+        table = pf.read_row_groups(row_groups, columns=phys) if row_groups is not None else pf.read(columns=phys)
     except (pa.ArrowException, OSError) as e:
         raise IndexFormatError(f"index file {root / entry['path']} is corrupt: {e}") from e
     n = table.num_rows
-    h = table.column("hash").to_numpy() if "hash" in cols else np.empty(0, np.uint64)
-    c = table.column("count").to_numpy() if "count" in cols else np.zeros(n, np.uint64)
-    d = table.column("docs").to_numpy() if "docs" in cols else np.zeros(n, np.uint32)
-    s = _list_to_samples(table.column("doc_sample"), k) if (k > 0 and "doc_sample" in cols) else np.empty((n, 0), np.uint32)
-    return Aggregated(np.ascontiguousarray(h, np.uint64), np.ascontiguousarray(c, np.uint64),
-                      np.ascontiguousarray(d, np.uint32), s)
+    h = table.column("hash").to_numpy() if "hash" in phys else np.empty(0, np.uint64)
+    c = table.column("count").to_numpy() if "count" in phys else np.zeros(n, np.uint64)
+    d = table.column("docs").to_numpy() if "docs" in phys else np.zeros(n, np.uint32)
+    h = np.ascontiguousarray(h, np.uint64)
+    d = np.ascontiguousarray(d, np.uint32)
+    if want_samples:
+        s = np.full((n, k), EMPTY32, np.uint32)
+        s[:, 0] = table.column("doc0").to_numpy()
+        if k > 1:
+            groups = None
+            if row_groups is not None:
+                ranges = [entry["row_groups"][g] for g in row_groups]
+                side = entry.get("doc_sample_file") or {}
+                groups = [i for i, (first, last, _r) in enumerate(side.get("row_groups", []))
+                          if any(last >= lo and first <= hi for lo, hi, _ in ranges)]
+            sh, offsets, values = read_sample_file(root, entry, groups)
+            pos = np.searchsorted(h, sh)
+            found = (pos < n) & (h[np.minimum(pos, max(n - 1, 0))] == sh) if n else np.zeros(sh.shape[0], bool)
+            multi = int(np.count_nonzero(d > 1))
+            if int(found.sum()) != multi or not bool(np.all(d[pos[found]] > 1)):
+                raise IndexFormatError(f"index file {root / entry['doc_sample_file']['path']}: doc samples do not "
+                                       f"match {root / entry['path']} ({int(found.sum())} sampled rows, {multi} rows "
+                                       "in more than one document)")
+            lengths = np.diff(offsets)[found]
+            if lengths.shape[0] and (lengths.max() > k or lengths.min() < 2):
+                raise IndexFormatError(f"index file {root / entry['doc_sample_file']['path']}: sample lengths "
+                                       f"outside 2..{k}")
+            starts = offsets[:-1][found]
+            rows = np.repeat(pos[found], lengths)
+            within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            s[rows, within] = values[np.repeat(starts, lengths) + within]
+    else:
+        s = np.empty((n, 0), np.uint32)
+    return Aggregated(h, np.ascontiguousarray(c, np.uint64), d, s)
+
+
+def read_sample_file(root: Path, entry: dict[str, Any], row_groups: list[int] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The doc-sample file of an n-gram file: (sorted hashes, int64 offsets, uint32 ordinals)."""
+    side = entry.get("doc_sample_file")
+    if side is None:
+        raise IndexFormatError(f"index file {root / entry['path']}: its doc-sample file is not in the manifest")
+    pf = open_parquet(root, side)
+    try:
+        table = pf.read_row_groups(row_groups) if row_groups is not None else pf.read()
+        col = table.column("doc_sample")
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        hashes = np.ascontiguousarray(table.column("hash").to_numpy(), np.uint64)
+    except (pa.ArrowException, OSError, KeyError) as e:
+        raise IndexFormatError(f"index file {root / side['path']} is corrupt: {e}") from e
+    offsets = np.asarray(col.offsets, dtype=np.int64)
+    values = np.asarray(col.values, dtype=np.uint32)[offsets[0]:offsets[-1]] if len(col) else np.empty(0, np.uint32)
+    return hashes, offsets - offsets[0], values
 
 
 def row_groups_for_buckets(entry: dict[str, Any], lo_bucket: int, hi_bucket: int) -> list[int]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from probe import kernels
 from probe.errors import IndexFormatError
+from probe.index import format as fmt
 from probe.index.reader import IndexReader, open_index
 from probe.index.segment import open_parquet
 from probe.sources.corpus import ReaderOptions, ShardRef, read_document
@@ -71,6 +72,23 @@ def _top_ngrams(reader: IndexReader, view: str, n: int, entries: list[dict[str, 
 @lru_cache(maxsize=256)
 def _read_doc(uri: str, fmt_name: str, row: int) -> str:
     return read_document(ShardRef(uri=uri, format=fmt_name, size=0, mtime_ns=0), row, ReaderOptions())
+
+
+def prefetch_document_texts(reader: IndexReader, doc_keys: list[int]) -> None:
+    """Read several documents' texts on threads into ``_read_doc``'s cache (best effort)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        docs = reader.documents(np.unique(np.array(doc_keys, np.uint64)))
+    except Exception:  # noqa: BLE001 - provenance is best effort; document_match reports per document
+        return
+    refs = sorted({(d["uri"], d["format"], int(d["row"])) for d in docs if d.get("uri")})
+    with ThreadPoolExecutor(max(1, min(reader.threads, len(refs)))) as pool:
+        for future in [pool.submit(_read_doc, *ref) for ref in refs]:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001, S112 - the same read fails again in document_match, which handles it
+                continue
 
 
 def document_match(reader: IndexReader, doc_key: int, ngram_hash: int, n: int, span_tokens: int,
@@ -141,7 +159,7 @@ def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -
         for n in reader.spec.ns:
             entries = [e for _si, e in reader.ngram_entries(view, n)]
             distinct = _distinct(reader, entries)
-            size = sum(e["bytes"] for e in entries)
+            size = sum(e["bytes"] + (e.get("doc_sample_file") or {}).get("bytes", 0) for e in entries)
             ngrams.append({
                 "view": view, "n": n,
                 "ngrams": sum(e.get("count_sum", 0) for e in entries),
@@ -153,7 +171,7 @@ def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -
             })
     return {
         "index": str(path),
-        "format_version": 1,
+        "format_version": fmt.FORMAT_VERSION,
         "spec": reader.spec.to_dict(),
         "spec_fingerprint": reader.spec.fingerprint(),
         "snapshot": snap.number,

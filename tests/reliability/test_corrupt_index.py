@@ -226,7 +226,7 @@ def test_snapshot_checksum_mismatch(idx: Path) -> None:
 
 def test_snapshot_from_newer_probe(idx: Path) -> None:
     def newer(d):
-        d["format_version"] = 2
+        d["format_version"] = fmt.FORMAT_VERSION + 1
         d["new_required_feature"] = {"x": 1}
 
     rewrite_snapshot(idx, newer)
@@ -234,6 +234,14 @@ def test_snapshot_from_newer_probe(idx: Path) -> None:
         open_index(idx)
     res = cli("index", "info", str(idx))
     assert res.exit_code == 4 and "newer probe" in res.stderr
+
+
+def test_index_from_older_probe_is_refused_with_rebuild_hint(idx: Path) -> None:
+    """Format 1 stored doc samples as a list column; its files are not read as format 2."""
+    header = json.loads((idx / fmt.SPEC_FILE).read_text())
+    (idx / fmt.SPEC_FILE).write_text(json.dumps({**header, "format_version": 1}))
+    res = cli("index", "info", str(idx))
+    assert res.exit_code == 4 and "older probe" in res.stderr and "rebuild" in res.stderr
 
 
 def test_index_header_from_newer_probe_or_garbage(idx: Path) -> None:
