@@ -616,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     body, verdict = render(info, bases, st, runs, args.workers)
     print(body)
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"machine": info, "baseline": bases, "stages": st, "stage_passes": stage_runs,
                                         "end_to_end": runs, "verdict": verdict}, indent=1))
     if not args.no_results:

@@ -17,6 +17,7 @@ import unicodedata
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -395,6 +396,8 @@ def _scan_batch(batch, prepared: _PreparedBatch, reader: IndexReader, tokenizer:
         cols[f"{f}_median_count"] = pa.array(base.median_count, mask=~present)
         cols[f"{f}_max_docs"] = pa.array(base.max_docs, mask=~present)
         texts_f, starts_f, ends_f = [], [], []
+        if fi == 0:  # pieces are mostly single characters that repeat: normalize each once per batch
+            normalize_piece = lru_cache(maxsize=1 << 16)(tokenizer.normalize_one)
         for i in range(e):
             if base.longest[i] <= 0:
                 texts_f.append(None)
@@ -406,7 +409,7 @@ def _scan_batch(batch, prepared: _PreparedBatch, reader: IndexReader, tokenizer:
             last_tok = tok_lo + int(base.longest_last[i])
             a, b = int(starts_all[first_tok]), int(ends_all[last_tok])
             orig = field_texts[f][i]
-            cmap = _char_map(orig, tbs.texts[doc], tokenizer.normalize_one)
+            cmap = _char_map(orig, tbs.texts[doc], normalize_piece)
             if cmap is not None:
                 a, b = int(cmap[0][a]), int(cmap[1][b])
             texts_f.append(orig[a:b])
