@@ -274,6 +274,8 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 3/4. end to end
 def _index_rows(index: Path) -> dict[str, dict[str, int]]:
     """Rows and count sums per n over every segment manifest (to compare two builds)."""
+    from probe.index.segment import ngram_file_bytes
+
     out: dict[str, dict[str, int]] = {}
     for man in sorted(index.glob("segments/*/manifest.json")):
         for f in json.loads(man.read_text())["files"]:
@@ -281,7 +283,7 @@ def _index_rows(index: Path) -> dict[str, dict[str, int]]:
             acc = out.setdefault(key, {"rows": 0, "count_sum": 0, "bytes": 0})
             acc["rows"] += f["rows"]
             acc["count_sum"] += f["count_sum"]
-            acc["bytes"] += f["bytes"] + (f.get("doc_sample_file") or {}).get("bytes", 0)
+            acc["bytes"] += ngram_file_bytes(f)
     return out
 
 

@@ -373,6 +373,8 @@ def _scan_batch(batch, prepared: _PreparedBatch, reader: IndexReader, tokenizer:
     tbs = tokens["surface"]
     starts_all = tbs.token_starts
     ends_all = tbs.token_ends
+    # offset-map pieces are mostly single characters that repeat: normalize each once per batch
+    normalize_piece = lru_cache(maxsize=1 << 16)(tokenizer.normalize_one)
     for fi, f in enumerate(SCAN_FIELDS):
         present = np.array([bool(t) for t in field_texts[f]])
         base = scores[(f, "surface", nmin)]
@@ -396,8 +398,6 @@ def _scan_batch(batch, prepared: _PreparedBatch, reader: IndexReader, tokenizer:
         cols[f"{f}_median_count"] = pa.array(base.median_count, mask=~present)
         cols[f"{f}_max_docs"] = pa.array(base.max_docs, mask=~present)
         texts_f, starts_f, ends_f = [], [], []
-        if fi == 0:  # pieces are mostly single characters that repeat: normalize each once per batch
-            normalize_piece = lru_cache(maxsize=1 << 16)(tokenizer.normalize_one)
         for i in range(e):
             if base.longest[i] <= 0:
                 texts_f.append(None)
@@ -485,16 +485,6 @@ def _joint(res: LookupResult | None, ngrams: tuple | None, e: int, thresholds: T
     return joint, exact
 
 
-def _prefetch_documents(reader: IndexReader, doc_keys: list[int]) -> None:
-    """Read the corpus documents provenance will show, two at a time (Parquet decoding releases
-    the GIL); results land in the document cache that ``document_match`` reads."""
-    if len(doc_keys) < 2:
-        return
-    from probe.index.stats import prefetch_document_texts
-
-    prefetch_document_texts(reader, doc_keys)
-
-
 def _provenance(reader, tokenizer, res, ngrams, scores, batch, flagged, e, nmin, limit, verify, tbs):
     """Corpus document and snippet for flagged examples' longest whole-example match."""
     uri = [None] * e
@@ -505,15 +495,16 @@ def _provenance(reader, tokenizer, res, ngrams, scores, batch, flagged, e, nmin,
     verified = [None] * e
     used = 0
     if res is not None and ngrams is not None and limit > 0:
-        from probe.index.stats import document_match
+        from probe.index.stats import document_match, prefetch_document_texts
 
         s = scores[("whole", "surface", nmin)]
         whole_doc0 = 3 * e
         h, de, _pos = ngrams
         ng_base = int(de[whole_doc0 - 1]) if whole_doc0 else 0
         wanted = np.nonzero(flagged & (s.first_match >= 0))[0][:limit]
-        _prefetch_documents(reader, [int(res.sample(ng_base + int(s.first_match[i]))[0]) for i in wanted
-                                     if res.sample(ng_base + int(s.first_match[i])).shape[0]])
+        # read the documents these examples will show two at a time (Parquet decoding releases the GIL)
+        firsts = [res.sample(ng_base + int(s.first_match[i]))[:1] for i in wanted]
+        prefetch_document_texts(reader, [int(f[0]) for f in firsts if f.shape[0]])
         for i in wanted:
             gi = ng_base + int(s.first_match[i])
             sample = res.sample(gi)

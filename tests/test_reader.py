@@ -58,14 +58,14 @@ def test_prefetch_stream_and_sync_paths_agree(small_groups_index: Path, corpus: 
 
     pre = open_index(small_groups_index)
     pre.prefetch([("surface", m, True) for m in SPEC.ns])
-    assert pre._pending  # noqa: SLF001 - the loads were queued
+    assert pre._loading  # noqa: SLF001 - the loads were queued
     assert as_sets(pre.lookup("surface", n, q)) == expected
     pre.close()
 
     streaming = open_index(small_groups_index)
     streaming.memory_bytes = 1  # nothing fits: bucket ranges are read on every lookup
     streaming.prefetch([("surface", n, True)])
-    assert not streaming._pending  # noqa: SLF001 - over budget: nothing queued
+    assert not streaming._loading  # noqa: SLF001 - over budget: nothing queued
     assert as_sets(streaming.lookup("surface", n, q)) == expected
 
 

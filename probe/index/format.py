@@ -160,7 +160,8 @@ def read_spec(root: Path) -> TextSpec:
         raise IndexFormatError(
             f"{path}: index format version {version!r}; this probe reads version {FORMAT_VERSION}"
             + (" (index written by a newer probe: upgrade probe)" if isinstance(version, int) and version > FORMAT_VERSION
-               else " (written by an older probe: rebuild it into a new directory with `probe index build`)")
+               else " (written by an older probe: rebuild it into a new directory with `probe index build`)"
+               if isinstance(version, int) else "")
         )
     try:
         return TextSpec.from_dict(data["spec"])

@@ -27,7 +27,6 @@ from probe.index import format as fmt
 from probe.index.reader import open_index
 from probe.index.segment import (
     Aggregated,
-    manifest_files,
     merge_aggregated,
     open_parquet,
     read_ngram_row_groups,
@@ -68,13 +67,16 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
             problems.append(str(e))
     k = reader.spec.doc_sample_k
     for man in manifests:
-        ngram_files = {id(e) for e in man["files"]}
-        sample_files = {id(e["doc_sample_file"]) for e in man["files"] if e.get("doc_sample_file")}
+        checks: list[tuple[dict[str, Any], str]] = []  # (file entry, kind) in manifest order
         for entry in man["files"]:
-            if k > 1 and entry.get("doc_sample_file") is None:
+            checks.append((entry, "ngram"))
+            if entry.get("doc_sample_file") is not None:
+                checks.append((entry["doc_sample_file"], "samples"))  # deep: checked with its n-gram file
+            elif k > 1:
                 problems.append(f"index file {root / entry['path']}: no doc-sample file in the manifest "
                                 f"(doc_sample_k = {k})")
-        for entry in manifest_files(man):
+        checks.append((man["docs_file"], "docs"))
+        for entry, kind in checks:
             files_checked += 1
             try:
                 pf = open_parquet(root, entry)
@@ -84,14 +86,14 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
                     if pf.metadata.num_rows != entry["rows"]:
                         raise IndexFormatError(f"index file {root / entry['path']}: {pf.metadata.num_rows} rows, "
                                                f"manifest says {entry['rows']}")
-                    if id(entry) in ngram_files:
+                    if kind == "ngram":
+                        # sortedness first: matching the doc-sample file to its rows relies on it
                         h = read_ngram_row_groups(root, entry, k, columns=["hash"]).hashes
                         if h.shape[0] > 1 and not bool(np.all(h[1:] > h[:-1])):
                             raise IndexFormatError(f"index file {root / entry['path']}: hashes not strictly sorted")
                         del h
-                        # reading the samples back also checks the doc-sample file against the table
                         _check_samples(root, entry, read_ngram_row_groups(root, entry, k), k)
-                    elif id(entry) not in sample_files:
+                    elif kind == "docs":
                         pf.read()
             except IndexFormatError as e:
                 problems.append(str(e))

@@ -9,7 +9,6 @@ verified on read.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -149,27 +148,24 @@ class IndexReader:
         self.threads = max(1, min(4, threads or os.cpu_count() or 1))
         self._tables: dict[str, _LoadedTable] = {}
         self._cached_bytes = 0
-        # background loads by entry path; only the calling thread mutates these and _tables,
-        # loader threads only read files and return arrays
-        self._pending: dict[str, tuple[dict[str, Any], bool]] = {}
-        self._futures: dict[str, Future] = {}
+        # background loads by entry path: (future, bytes reserved for it). Only the calling
+        # thread touches this dict and _tables; loader threads only read files and return arrays.
+        self._loading: dict[str, tuple[Future, int]] = {}
         self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._pool_lock = threading.Lock()
+        self._docs_tables: dict[int, pa.Table] = {}  # docs.parquet per segment, read once
 
     def _pool(self, name: str) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            pool = self._pools.get(name)
-            if pool is None:
-                pool = self._pools[name] = ThreadPoolExecutor(self.threads, thread_name_prefix=f"probe-{name}")
-            return pool
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = ThreadPoolExecutor(self.threads, thread_name_prefix=f"probe-{name}")
+        return pool
 
     def close(self) -> None:
         """Stop background loading (queued loads are cancelled); loaded tables stay usable."""
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
         self._pools.clear()
-        self._pending.clear()
-        self._futures.clear()
+        self._loading.clear()
 
     def prefetch(self, wanted: list[tuple[str, int, bool]]) -> None:
         """Start loading the n-gram files of each (view, n, with doc samples) in the background.
@@ -183,27 +179,21 @@ class IndexReader:
             want = samples and self.spec.doc_sample_k > 0
             for _si, entry in self.ngram_entries(view, n):
                 key = entry["path"]
-                if key in self._pending or key in self._tables:  # a lookup adds missing samples itself
+                if key in self._loading or key in self._tables:  # a lookup adds missing samples itself
                     continue
-                need = self._estimate(entry, want)
+                need = entry["rows"] * (30 if want else 20)  # the budget rule of _load_table
                 if reserved + need > self.memory_bytes:
                     continue
                 reserved += need
-                self._pending[key] = (entry, want)
-                self._futures[key] = self._pool("load").submit(self._read_table, entry, want)
+                self._loading[key] = (self._pool("load").submit(self._read_table, entry, want), need)
 
     def _reserved(self) -> int:
         """Bytes promised to background loads not yet taken over by a lookup."""
-        return sum(self._estimate(e, w) for e, w in self._pending.values())
+        return sum(need for _future, need in self._loading.values())
 
     def loading(self) -> bool:
         """Whether background loads started by :meth:`prefetch` are still running."""
-        return any(not f.done() for f in self._futures.values())
-
-    @staticmethod
-    def _estimate(entry: dict[str, Any], samples: bool) -> int:
-        """Bytes a loaded file takes (the budget rule of :meth:`_load_table`)."""
-        return entry["rows"] * (30 if samples else 20)
+        return any(not future.done() for future, _need in self._loading.values())
 
     @cached_property
     def manifests(self) -> list[dict[str, Any]]:
@@ -229,8 +219,8 @@ class IndexReader:
         asks for them at one n only).
         """
         key = entry["path"]
-        if self._pending.pop(key, None) is not None:
-            loaded = self._futures.pop(key).result()  # re-raises a loader's IndexFormatError here
+        if key in self._loading:
+            loaded = self._loading.pop(key)[0].result()  # re-raises a loader's IndexFormatError here
             self._tables[key] = loaded
             self._cached_bytes += loaded.nbytes
         loaded = self._tables.get(key)
@@ -373,12 +363,11 @@ class IndexReader:
     def documents(self, doc_keys: np.ndarray) -> list[dict[str, Any]]:
         """Provenance of documents by key: shard uri, row, id, source, tokens."""
         out = []
-        tables: dict[int, pa.Table] = {}
         for key in np.asarray(doc_keys, dtype=np.uint64).tolist():
             si, ordinal = key >> 32, key & 0xFFFFFFFF
-            if si not in tables:
-                tables[si] = open_parquet(self.root, self.manifests[si]["docs_file"]).read()
-            t = tables[si]
+            t = self._docs_tables.get(si)
+            if t is None:  # a scan resolves documents batch after batch: read each docs table once
+                t = self._docs_tables[si] = open_parquet(self.root, self.manifests[si]["docs_file"]).read()
             if ordinal >= t.num_rows:
                 raise IndexFormatError(f"{self.root}: document ordinal {ordinal} out of range in segment {si}")
             row = {name: t.column(name)[ordinal].as_py() for name in t.column_names}

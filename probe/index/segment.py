@@ -228,7 +228,8 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
     visible to readers yet).
     """
     sink = pa.BufferOutputStream()  # grows in Arrow memory: no BytesIO copy on getvalue()
-    writer = pq.ParquetWriter(sink, ngram_schema(k), **_writer_options(("hash", "count", "docs", "doc0")[:4 if k else 3]))
+    schema = ngram_schema(k)
+    writer = pq.ParquetWriter(sink, schema, **_writer_options(tuple(schema.names)))
     with_side = k > 1
     side_sink = pa.BufferOutputStream() if with_side else None
     side_writer = pq.ParquetWriter(side_sink, SAMPLE_SCHEMA, **_writer_options(("hash", "doc_sample"))) \
@@ -324,6 +325,11 @@ def write_manifest(root: Path, seg_dir_rel: str, manifest: dict[str, Any]) -> tu
     fsync_dir(seg.parent)
     fault_point("after_data_fsync")
     return rel, xxhash.xxh3_128_hexdigest(data)
+
+
+def ngram_file_bytes(entry: dict[str, Any]) -> int:
+    """Bytes on disk of one n-gram file entry, its doc-sample file included."""
+    return entry["bytes"] + (entry.get("doc_sample_file") or {}).get("bytes", 0)
 
 
 def manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from probe import kernels
 from probe.errors import IndexFormatError
 from probe.index import format as fmt
 from probe.index.reader import IndexReader, open_index
-from probe.index.segment import open_parquet
+from probe.index.segment import ngram_file_bytes, open_parquet
 from probe.sources.corpus import ReaderOptions, ShardRef, read_document
 from probe.text.tokenizers import Tokenizer
 
@@ -78,6 +78,8 @@ def prefetch_document_texts(reader: IndexReader, doc_keys: list[int]) -> None:
     """Read several documents' texts on threads into ``_read_doc``'s cache (best effort)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    if len(doc_keys) < 2:
+        return  # nothing to overlap
     try:
         docs = reader.documents(np.unique(np.array(doc_keys, np.uint64)))
     except Exception:  # noqa: BLE001 - provenance is best effort; document_match reports per document
@@ -159,7 +161,7 @@ def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -
         for n in reader.spec.ns:
             entries = [e for _si, e in reader.ngram_entries(view, n)]
             distinct = _distinct(reader, entries)
-            size = sum(e["bytes"] + (e.get("doc_sample_file") or {}).get("bytes", 0) for e in entries)
+            size = sum(ngram_file_bytes(e) for e in entries)
             ngrams.append({
                 "view": view, "n": n,
                 "ngrams": sum(e.get("count_sum", 0) for e in entries),
