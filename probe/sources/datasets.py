@@ -373,11 +373,19 @@ class _Choices:
     path: tuple[str, ...] | None
     numbered: tuple[str, ...]
     label: str
+    # (record, its choices) of the last call: the choice list and the answer key of one record
+    # both need the choices, and building them was a fifth of reading an MMLU record
+    _last: list[Any] = field(default_factory=lambda: [None, None], compare=False, repr=False)
 
     def get(self, record: dict[str, Any]) -> list[tuple[str, str]]:
+        if self._last[0] is record:
+            return self._last[1]
         if self.path is not None:
-            return _choice_items(_get_path(record, self.path))
-        return _choice_items([_get_path(record, (c,)) for c in self.numbered])
+            items = _choice_items(_get_path(record, self.path))
+        else:
+            items = _choice_items([_get_path(record, (c,)) for c in self.numbered])
+        self._last[0], self._last[1] = record, items
+        return items
 
     def columns(self) -> set[str]:
         return {self.path[0]} if self.path else set(self.numbered)
