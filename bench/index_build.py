@@ -237,10 +237,10 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
             with t_write:
                 wf = segment.write_ngram_file(out_root, f"part-{i:03d}/n={n}.parquet", iter([agg]),
                                               spec.doc_sample_k, spec.bucket_bits)
-            written_bytes += wf.bytes + wf.extra.get("doc_sample_file", {}).get("bytes", 0)
+            written_bytes += segment.ngram_file_bytes(wf.to_dict())
             del agg
         shutil.rmtree(out_root / f"part-{i:03d}", ignore_errors=True)
-        shutil.rmtree(out_root / "doc_sample", ignore_errors=True)
+        shutil.rmtree(out_root / "repeated", ignore_errors=True)
     gc.collect()
 
     def stage(name: str, seconds: float, units: float | None = None, unit: str | None = None,

@@ -389,7 +389,8 @@ def report(r: dict[str, Any]) -> str:
         f"- Memory vs dataset size (max over runs): peak RSS ×1 {fmt_bytes(x1_rss)}, ×{times} "
         f"{fmt_bytes(big['peak_rss'])} (difference {fmt_bytes(growth)}): "
         f"**{'no growth beyond the batch' if mem_ok else 'GROWS'}**. The resident set is the index tables the "
-        "reader keeps loaded (hash, count, docs of both n, plus the doc sample at n = 8), not the dataset.",
+        "reader keeps loaded (the hashes of both n, the repeated rows' count, docs and samples, plus `doc0` at "
+        "n = 8), not the dataset.",
         f"- Agreement: examples with any whole-text 13-gram in the corpus — probe `lmeval` {best['lmeval']}, "
         f"DuckDB {duck['matched_examples']}" + (f", Python set {pyset['matched_examples']}" if pyset else "")
         + f": **{'identical' if len(set(agree)) == 1 else 'DIFFERENT'}**.",

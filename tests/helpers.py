@@ -351,15 +351,20 @@ def index_tables(index_dir: str | Path) -> IndexTables:
             table = pq.read_table(root / entry["path"]).to_pydict()
             rows = merged.setdefault(key, {})
             this_seg: dict[int, list[tuple[str, int]]] = {}
-            # doc0 per row; rows in several documents have their whole sample in the doc-sample file
+            # every row: count 1, docs 1, sample [doc0]; rows seen more than once are in the repeated file
             sample_col = [[o] for o in table["doc0"]] if "doc0" in table else [[] for _ in table["hash"]]
-            if entry.get("doc_sample_file"):
-                side = pq.read_table(root / entry["doc_sample_file"]["path"]).to_pydict()
-                where = {h: i for i, h in enumerate(table["hash"])}
-                for h, lst in zip(side["hash"], side["doc_sample"], strict=True):
-                    assert lst[0] == sample_col[where[h]][0] and lst == sorted(set(lst))
-                    sample_col[where[h]] = lst
-            for h, c, d, s in zip(table["hash"], table["count"], table["docs"], sample_col, strict=True):
+            count_col, docs_col = [1] * len(table["hash"]), [1] * len(table["hash"])
+            rep = pq.read_table(root / entry["repeated_file"]["path"]).to_pydict()
+            where = {h: i for i, h in enumerate(table["hash"])}
+            for j, h in enumerate(rep["hash"]):
+                i = where[h]
+                assert rep["count"][j] > 1 and 1 <= rep["docs"][j] <= rep["count"][j]
+                count_col[i], docs_col[i] = rep["count"][j], rep["docs"][j]
+                if "doc_sample" in rep:
+                    lst = rep["doc_sample"][j]
+                    assert lst[0] == sample_col[i][0] and lst == sorted(set(lst))
+                    sample_col[i] = lst
+            for h, c, d, s in zip(table["hash"], count_col, docs_col, sample_col, strict=True):
                 acc = rows.setdefault(h, [0, 0])
                 acc[0] += c
                 acc[1] += d

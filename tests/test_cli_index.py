@@ -191,7 +191,7 @@ def test_build_missing_arguments_exit_2(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- info
 def test_info_json_and_text(index: Path) -> None:
     info = ok_json("index", "info", str(index), "--format", "json")
-    assert info["snapshot"] == 2 and info["format_version"] == 2
+    assert info["snapshot"] == 2 and info["format_version"] == 3
     assert info["totals"]["docs"] == 90 and info["totals"]["shards"] == 2
     assert {(r["view"], r["n"]) for r in info["ngrams"]} == {("surface", 3), ("surface", 8), ("pattern", 3),
                                                             ("pattern", 8)}

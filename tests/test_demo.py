@@ -210,3 +210,18 @@ def test_edited_records_are_detectable_and_paraphrases_are_not_quotes(
         if r["category"] == "paraphrase" and _has_verbatim_window(_record_tokens(r), joined)
     ]
     assert quoting == []
+
+
+def test_outdated_demo_index_is_discarded_but_current_or_newer_is_kept(tmp_path: Path) -> None:
+    """Re-running the demo after an index-format change rebuilds its own index instead of failing."""
+    from probe.demo.pipeline import discard_outdated_index
+    from probe.index import format as fmt
+
+    idx = tmp_path / "demo"
+    for version, removed in ((fmt.FORMAT_VERSION - 1, True), (fmt.FORMAT_VERSION, False),
+                             (fmt.FORMAT_VERSION + 1, False)):
+        (idx / "segments").mkdir(parents=True, exist_ok=True)
+        (idx / fmt.SPEC_FILE).write_text(json.dumps({"format": fmt.FORMAT_NAME, "format_version": version}))
+        assert discard_outdated_index(idx) is removed
+        assert idx.exists() is not removed
+    assert discard_outdated_index(tmp_path / "absent") is False

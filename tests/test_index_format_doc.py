@@ -128,11 +128,11 @@ def test_documented_docs_columns_and_schema(built) -> None:
     docs_schema = pq.read_schema(seg / "docs.parquet")
     assert docs_schema.names == ["doc", "shard", "row", "id", "source", "tokens"]
     ngram = pq.ParquetFile(seg / "view=surface" / "n=13.parquet")
-    assert ngram.schema_arrow.names == ["hash", "count", "docs", "doc0"]
-    assert [str(t) for t in ngram.schema_arrow.types] == ["uint64", "uint64", "uint32", "uint32"]
-    side = pq.ParquetFile(seg / "doc_sample" / "view=surface" / "n=13.parquet")
-    assert side.schema_arrow.names == ["hash", "doc_sample"]
-    assert [str(t) for t in side.schema_arrow.types] == ["uint64", "list<element: uint32>"]
+    assert ngram.schema_arrow.names == ["hash", "doc0"]
+    assert [str(t) for t in ngram.schema_arrow.types] == ["uint64", "uint32"]
+    side = pq.ParquetFile(seg / "repeated" / "view=surface" / "n=13.parquet")
+    assert side.schema_arrow.names == ["hash", "count", "docs", "doc_sample"]
+    assert [str(t) for t in side.schema_arrow.types] == ["uint64", "uint64", "uint32", "list<element: uint32>"]
     text = DOC.read_text()
     for name in docs_schema.names + ngram.schema_arrow.names + side.schema_arrow.names:
         assert f"`{name}`" in text

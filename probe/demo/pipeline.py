@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,29 @@ def run_demo(root: str | Path = ".", workers: int | None = None, progress: Any =
     index_dir = root / "indexes" / "demo"
     report_dir = root / "reports" / "demo"
     shards = build_demo_corpus(corpus_dir)
+    discard_outdated_index(index_dir)
     config = BuildConfig(workers=workers) if workers else BuildConfig()
     build = build_index([str(p) for p in shards], index_dir, DEMO_SPEC, config, progress)
     scan = scan_dataset(demo_dataset_path(), index_dir, report_dir)
     reports = render_reports(report_dir)
     return {"corpus": str(corpus_dir), "index": str(index_dir), "build": build, "report_dir": str(report_dir),
             "summary": scan.summary, "reports": {k: str(v) for k, v in reports.items()}}
+
+
+def discard_outdated_index(index_dir: Path) -> bool:
+    """Remove the demo's own index when an older probe wrote it in an older index format.
+
+    The demo index is derived entirely from the demo corpus, so rebuilding it loses
+    nothing, while a user's own index is never touched (a build into it is refused
+    with a rebuild hint). Returns whether it was removed.
+    """
+    from probe.index import format as fmt
+
+    try:
+        version = json.loads((index_dir / fmt.SPEC_FILE).read_bytes()).get("format_version")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if isinstance(version, int) and version < fmt.FORMAT_VERSION:
+        shutil.rmtree(index_dir)
+        return True
+    return False

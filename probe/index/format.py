@@ -11,8 +11,8 @@ Layout (see docs/index-format.md)::
     <index>/probe-index.json                 format version + text spec (written once)
     <index>/snapshots/00000001.json          the commit log; the highest one is the index
     <index>/segments/<uuid>/manifest.json    files of one segment with sizes and xxh3-128
-    <index>/segments/<uuid>/view=<v>/n=<n>.parquet   sorted (hash, count, docs, doc0)
-    <index>/segments/<uuid>/doc_sample/view=<v>/n=<n>.parquet   (hash, doc_sample) of multi-document rows
+    <index>/segments/<uuid>/view=<v>/n=<n>.parquet   sorted (hash, doc0) of every n-gram
+    <index>/segments/<uuid>/repeated/view=<v>/n=<n>.parquet   (hash, count, docs, doc_sample) of rows with count > 1
     <index>/segments/<uuid>/docs.parquet     document ordinal -> shard, row, id, source
     <index>/LOCK                             flock'ed by the single writer
 """
@@ -44,7 +44,8 @@ from probe.errors import (
 )
 
 FORMAT_NAME = "probe-index"
-FORMAT_VERSION = 2  # 2: doc0 column + doc-sample files instead of a doc_sample list column
+FORMAT_VERSION = 3  # 2: doc0 column + doc-sample files instead of a doc_sample list column;
+#                    3: count/docs/samples only for repeated rows (the n-gram table is hash + doc0)
 SPEC_FILE = "probe-index.json"
 SNAPSHOT_DIR = "snapshots"
 SEGMENT_DIR = "segments"

@@ -30,6 +30,7 @@ from probe.index.segment import (
     merge_aggregated,
     open_parquet,
     read_ngram_row_groups,
+    read_repeated_file,
     row_groups_for_buckets,
     write_manifest,
     write_ngram_file,
@@ -70,11 +71,7 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
         checks: list[tuple[dict[str, Any], str]] = []  # (file entry, kind) in manifest order
         for entry in man["files"]:
             checks.append((entry, "ngram"))
-            if entry.get("doc_sample_file") is not None:
-                checks.append((entry["doc_sample_file"], "samples"))  # deep: checked with its n-gram file
-            elif k > 1:
-                problems.append(f"index file {root / entry['path']}: no doc-sample file in the manifest "
-                                f"(doc_sample_k = {k})")
+            checks.append((entry["repeated_file"], "repeated"))  # deep: checked with its n-gram file
         checks.append((man["docs_file"], "docs"))
         for entry, kind in checks:
             files_checked += 1
@@ -87,12 +84,23 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
                         raise IndexFormatError(f"index file {root / entry['path']}: {pf.metadata.num_rows} rows, "
                                                f"manifest says {entry['rows']}")
                     if kind == "ngram":
-                        # sortedness first: matching the doc-sample file to its rows relies on it
+                        # sortedness first: matching the repeated rows to the table's rows relies on it
                         h = read_ngram_row_groups(root, entry, k, columns=["hash"]).hashes
                         if h.shape[0] > 1 and not bool(np.all(h[1:] > h[:-1])):
                             raise IndexFormatError(f"index file {root / entry['path']}: hashes not strictly sorted")
                         del h
-                        _check_samples(root, entry, read_ngram_row_groups(root, entry, k), k)
+                        rh = read_repeated_file(root, entry, k).hashes
+                        if rh.shape[0] > 1 and not bool(np.all(rh[1:] > rh[:-1])):
+                            raise IndexFormatError(f"index file {root / entry['repeated_file']['path']}: hashes "
+                                                   "not strictly sorted")
+                        del rh
+                        agg = read_ngram_row_groups(root, entry, k)
+                        if int(agg.counts.sum()) != entry["count_sum"]:
+                            raise IndexFormatError(f"index file {root / entry['path']}: counts sum to "
+                                                   f"{int(agg.counts.sum())}, manifest says {entry['count_sum']} "
+                                                   "(repeated rows missing or altered)")
+                        _check_samples(root, entry, agg, k)
+                        del agg
                     elif kind == "docs":
                         pf.read()
             except IndexFormatError as e:

@@ -23,12 +23,13 @@ from probe.config import TextSpec
 from probe.errors import IndexFormatError, IndexMismatchError, IndexMissingError
 from probe.index import format as fmt
 from probe.index.segment import (
-    EMPTY32,
+    Aggregated,
+    Repeated,
     manifest_files,
     open_parquet,
     read_manifest,
     read_ngram_row_groups,
-    read_sample_file,
+    read_repeated_file,
 )
 
 
@@ -57,48 +58,30 @@ class LookupResult:
 
 
 @dataclass
-class _Samples:
-    """Doc samples of one n-gram file: ``doc0`` per row, full samples of multi-document rows.
+class _LoadedTable:
+    """One n-gram file in memory: sorted hashes, its repeated rows, and (when loaded) ``doc0`` per row.
 
-    ``side_hashes`` (sorted) are the rows with ``docs`` > 1; their bottom-k ordinals
-    are ``side_values[side_offsets[i]:side_offsets[i + 1]]``. Other rows' sample is
-    ``[doc0]`` (with ``doc_sample_k`` 1, every row's).
+    A row absent from ``repeated`` has count 1, docs 1 and the doc sample ``[doc0]``.
     """
 
-    doc0: np.ndarray  # uint32 per row
-    side_hashes: np.ndarray  # uint64
-    side_offsets: np.ndarray  # int64, len + 1
-    side_values: np.ndarray  # uint32
+    hashes: np.ndarray
+    repeated: Repeated
+    doc0: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return self.doc0.nbytes + self.side_hashes.nbytes + self.side_offsets.nbytes + self.side_values.nbytes
+        return self.hashes.nbytes + self.repeated.nbytes + (0 if self.doc0 is None else self.doc0.nbytes)
 
     @classmethod
-    def from_matrix(cls, hashes: np.ndarray, samples: np.ndarray) -> _Samples:
-        """From a (rows, k) sample matrix padded with EMPTY32 (the streaming path)."""
-        doc0 = np.ascontiguousarray(samples[:, 0]) if samples.shape[1] else np.full(hashes.shape[0], EMPTY32)
-        multi = np.flatnonzero(samples[:, 1] != EMPTY32) if samples.shape[1] > 1 else np.empty(0, np.int64)
-        sub = samples[multi]
-        valid = sub != EMPTY32
-        offsets = np.zeros(multi.shape[0] + 1, np.int64)
-        np.cumsum(valid.sum(axis=1), out=offsets[1:])
-        return cls(doc0, hashes[multi], offsets, sub[valid])
+    def from_aggregated(cls, agg: Aggregated, with_doc0: bool) -> _LoadedTable:
+        """From fully decoded rows (the streaming path)."""
+        doc0 = np.ascontiguousarray(agg.samples[:, 0]) if with_doc0 and agg.samples.shape[1] else None
+        return cls(agg.hashes, Repeated.from_aggregated(agg), doc0)
 
 
-@dataclass
-class _LoadedTable:
-    """One n-gram file in memory: sorted hashes, counts, docs, and (when loaded) the doc samples."""
-
-    hashes: np.ndarray
-    counts: np.ndarray
-    docs: np.ndarray
-    samples: _Samples | None = None
-
-    @property
-    def nbytes(self) -> int:
-        extra = 0 if self.samples is None else self.samples.nbytes
-        return self.hashes.nbytes + self.counts.nbytes + self.docs.nbytes + extra
+def _table_bytes(entry: dict[str, Any], with_doc0: bool) -> int:
+    """Memory one loaded n-gram file takes (the budget rule of prefetch and lookup)."""
+    return entry["rows"] * (12 if with_doc0 else 8) + entry["repeated_file"]["rows"] * 40
 
 
 def _column(table: pa.Table, name: str) -> np.ndarray:
@@ -181,7 +164,7 @@ class IndexReader:
                 key = entry["path"]
                 if key in self._loading or key in self._tables:  # a lookup adds missing samples itself
                     continue
-                need = entry["rows"] * (30 if want else 20)  # the budget rule of _load_table
+                need = _table_bytes(entry, want)
                 if reserved + need > self.memory_bytes:
                     continue
                 reserved += need
@@ -215,8 +198,8 @@ class IndexReader:
     def _load_table(self, entry: dict[str, Any], want_samples: bool) -> _LoadedTable | None:
         """Load one n-gram file (cached) when it fits the memory budget, else None.
 
-        The doc-sample column is loaded only when a lookup wants samples (the scan
-        asks for them at one n only).
+        ``doc0`` is loaded only when a lookup wants samples (the scan asks for them
+        at one n only).
         """
         key = entry["path"]
         if key in self._loading:
@@ -225,44 +208,32 @@ class IndexReader:
             self._cached_bytes += loaded.nbytes
         loaded = self._tables.get(key)
         if loaded is None:
-            if self._cached_bytes + self._reserved() + entry["rows"] * 20 > self.memory_bytes:
+            if self._cached_bytes + self._reserved() + _table_bytes(entry, False) > self.memory_bytes:
                 return None
             loaded = self._read_table(entry, False)
             self._tables[key] = loaded
             self._cached_bytes += loaded.nbytes
-        if want_samples and loaded.samples is None and self.spec.doc_sample_k:
-            if self._cached_bytes + self._reserved() + entry["rows"] * 10 > self.memory_bytes:
+        if want_samples and loaded.doc0 is None and self.spec.doc_sample_k:
+            if self._cached_bytes + self._reserved() + entry["rows"] * 4 > self.memory_bytes:
                 return None
-            before = loaded.nbytes
-            loaded.samples = self._read_samples(entry)
-            self._cached_bytes += loaded.nbytes - before
+            loaded.doc0 = _column(self._read(entry, ["doc0"]), "doc0")
+            self._cached_bytes += loaded.doc0.nbytes
         return loaded
 
-    def _read_table(self, entry: dict[str, Any], with_samples: bool) -> _LoadedTable:
+    def _read_table(self, entry: dict[str, Any], with_doc0: bool) -> _LoadedTable:
         """Decode one n-gram file into arrays (runs on a loader thread; touches no reader state)."""
-        table = self._read(entry, ["hash", "count", "docs"])
-        counts = _column(table, "count")
-        if entry.get("count_sum", 1 << 40) < 2**32:  # every count fits: half the memory
-            counts = counts.astype(np.uint32)
-        loaded = _LoadedTable(_column(table, "hash"), counts, _column(table, "docs"))
+        with_doc0 = with_doc0 and self.spec.doc_sample_k > 0
+        table = self._read(entry, ["hash", "doc0"] if with_doc0 else ["hash"])
+        loaded = _LoadedTable(_column(table, "hash"), read_repeated_file(self.root, entry, self.spec.doc_sample_k),
+                              _column(table, "doc0") if with_doc0 else None)
         del table
-        if with_samples and self.spec.doc_sample_k:
-            loaded.samples = self._read_samples(entry)
         return loaded
-
-    def _read_samples(self, entry: dict[str, Any]) -> _Samples:
-        doc0 = _column(self._read(entry, ["doc0"]), "doc0")
-        if self.spec.doc_sample_k > 1:
-            side_hashes, offsets, values = read_sample_file(self.root, entry)
-        else:
-            side_hashes, offsets, values = np.empty(0, np.uint64), np.zeros(1, np.int64), np.empty(0, np.uint32)
-        return _Samples(doc0, side_hashes, offsets, values)
 
     def _read(self, entry: dict[str, Any], columns: list[str]) -> pa.Table:
         pf = open_parquet(self.root, entry)
         try:
             return pf.read(columns=columns)
-        except (pa.ArrowException, OSError) as e:
+        except (pa.ArrowException, OSError, KeyError) as e:
             raise IndexFormatError(f"index file {self.root / entry['path']} is corrupt: {e}") from e
 
     def lookup(self, view: str, n: int, hashes: np.ndarray, with_samples: bool = True) -> LookupResult:
@@ -313,32 +284,35 @@ class IndexReader:
             return
         rows = pos[hit]
         qi = np.nonzero(hit)[0] + qlo
-        counts[qi] += table.counts[rows]
-        d = table.docs[rows]
+        rep = table.repeated
+        # hits are few (a scan finds ~1 in 500 queries): resolve them against the small repeated table
+        hh = table.hashes[rows]
+        at = np.searchsorted(rep.hashes, hh)
+        inrep = at < rep.hashes.shape[0]
+        inrep[inrep] = rep.hashes[at[inrep]] == hh[inrep]
+        at = at[inrep]
+        c = np.ones(rows.shape[0], np.uint64)
+        d = np.ones(rows.shape[0], np.uint64)
+        c[inrep] = rep.counts[at]
+        d[inrep] = rep.docs[at]
+        counts[qi] += c
         docs[qi] += d
-        smp = table.samples
-        if not (want and smp is not None):
+        if not (want and table.doc0 is not None):
             return
         k = self.spec.doc_sample_k
         complete[qi] &= d <= k
         seg = np.uint64(si) << np.uint64(32)
-        multi = (d > 1) if k > 1 else np.zeros(rows.shape[0], bool)
+        multi = inrep & (d > 1) if k > 1 else np.zeros(rows.shape[0], bool)
         single = ~multi
-        sample_parts.append((qi[single], seg | smp.doc0[rows[single]].astype(np.uint64)))
+        sample_parts.append((qi[single], seg | table.doc0[rows[single]].astype(np.uint64)))
         if multi.any():
-            mh = table.hashes[rows[multi]]
-            at = np.searchsorted(smp.side_hashes, mh)
-            ok = at < smp.side_hashes.shape[0]
-            ok[ok] = smp.side_hashes[at[ok]] == mh[ok]
-            if not ok.all():
-                raise IndexFormatError(f"index {self.root}: segment {si} has n-grams in several documents "
-                                       "without a doc sample (doc-sample file does not match its table)")
-            starts = smp.side_offsets[at]
-            lengths = smp.side_offsets[at + 1] - starts
+            at_multi = at[d[inrep] > 1]
+            starts = rep.offsets[at_multi]
+            lengths = rep.offsets[at_multi + 1] - starts
             total = int(lengths.sum())
             run_starts = np.cumsum(lengths) - lengths
             idx = np.repeat(starts - run_starts, lengths) + np.arange(total)
-            sample_parts.append((np.repeat(qi[multi], lengths), seg | smp.side_values[idx].astype(np.uint64)))
+            sample_parts.append((np.repeat(qi[multi], lengths), seg | rep.values[idx].astype(np.uint64)))
 
     def _lookup_streaming(self, si: int, entry: dict[str, Any], uniq: np.ndarray, counts: np.ndarray,
                           docs: np.ndarray, complete: np.ndarray, sample_parts: list, want: bool) -> None:
@@ -355,9 +329,7 @@ class IndexReader:
                 continue
             cols = ["hash", "count", "docs"] + (["doc_sample"] if want else [])
             part = read_ngram_row_groups(self.root, entry, k, sel, columns=cols)
-            table = _LoadedTable(part.hashes, part.counts, part.docs)
-            if want:
-                table.samples = _Samples.from_matrix(part.hashes, part.samples)
+            table = _LoadedTable.from_aggregated(part, want)
             self._probe_table(si, table, uniq[qlo:qhi], qlo, counts, docs, complete, sample_parts, want)
 
     def documents(self, doc_keys: np.ndarray) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 A segment is the immutable output of one build task (a shard part) or of a
 compaction. For every (view, n) it holds one Parquet file whose rows are sorted by
 hash, so the file is both bucketed (row groups are contiguous bucket ranges, listed
-in the manifest) and binary-searchable as a whole.
+in the manifest) and binary-searchable as a whole, plus a small file with the count,
+docs and doc sample of the rows seen more than once (every other row is implied).
 
 Aggregation is two-level to stay cache-friendly: a counting sort by bucket (top
 bits), then an in-cache argsort per bucket, then one compiled reduce pass.
@@ -139,52 +140,55 @@ def bucket_bounds(hashes: np.ndarray, bucket_bits: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- Parquet I/O
 def _samples_to_list(samples: np.ndarray) -> pa.Array:
+    """A (rows, k) sample matrix padded with EMPTY32 as a list column (the padding dropped)."""
     offsets, values = kernels.samples_to_ragged(np.ascontiguousarray(samples))
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint32()))
 
 
-NGRAM_SCHEMA_FIELDS = [
-    pa.field("hash", pa.uint64(), nullable=False),
-    pa.field("count", pa.uint64(), nullable=False),
-    pa.field("docs", pa.uint32(), nullable=False),
-]
-SAMPLE_SCHEMA = pa.schema([
-    pa.field("hash", pa.uint64(), nullable=False),
-    pa.field("doc_sample", pa.list_(pa.uint32()), nullable=False),
-])
-
-
 def ngram_schema(k: int) -> pa.Schema:
-    fields = list(NGRAM_SCHEMA_FIELDS)
+    """The n-gram table: every distinct n-gram of the segment, sorted by hash (+ ``doc0`` when k > 0)."""
+    fields = [pa.field("hash", pa.uint64(), nullable=False)]
     if k > 0:
         fields.append(pa.field("doc0", pa.uint32(), nullable=False))
     return pa.schema(fields)
 
 
-def sample_file_rel(rel: str) -> str:
-    """Where the doc-sample file of the n-gram file ``rel`` lives: ``<segment>/doc_sample/view=V/n=N.parquet``.
+def repeated_schema(k: int) -> pa.Schema:
+    """The repeated-rows file: n-grams with count > 1, with their count, docs and (k > 1) doc sample."""
+    fields = [pa.field("hash", pa.uint64(), nullable=False), pa.field("count", pa.uint64(), nullable=False),
+              pa.field("docs", pa.uint32(), nullable=False)]
+    if k > 1:
+        fields.append(pa.field("doc_sample", pa.list_(pa.uint32()), nullable=False))
+    return pa.schema(fields)
+
+
+def repeated_file_rel(rel: str) -> str:
+    """Where the repeated-rows file of the n-gram file ``rel`` lives: ``<segment>/repeated/view=V/n=N.parquet``.
 
     A directory of its own, so a glob over ``<segment>/view=*/n=*.parquet`` sees only n-gram tables.
     """
     p = PurePosixPath(rel)
-    return str(p.parent.parent / "doc_sample" / p.parent.name / p.name)
+    return str(p.parent.parent / "repeated" / p.parent.name / p.name)
 
 
 def _to_table(agg: Aggregated, k: int) -> pa.Table:
-    cols = [pa.array(agg.hashes, pa.uint64()), pa.array(agg.counts, pa.uint64()), pa.array(agg.docs, pa.uint32())]
+    cols = [pa.array(agg.hashes, pa.uint64())]
     if k > 0:
         cols.append(pa.array(np.ascontiguousarray(agg.samples[:, 0]), pa.uint32()))
     return pa.Table.from_arrays(cols, schema=ngram_schema(k))
 
 
-def _sample_table(agg: Aggregated) -> pa.Table:
-    """Rows in more than one document: the full bottom-k sample (doc0 first)."""
-    multi = np.flatnonzero(agg.docs > 1)
-    return pa.Table.from_arrays([pa.array(agg.hashes[multi], pa.uint64()), _samples_to_list(agg.samples[multi])],
-                                schema=SAMPLE_SCHEMA)
+def _repeated_table(agg: Aggregated, k: int) -> pa.Table:
+    """Rows seen more than once (every row in several documents among them): count, docs, full sample."""
+    rep = np.flatnonzero(agg.counts > 1)
+    cols = [pa.array(agg.hashes[rep], pa.uint64()), pa.array(agg.counts[rep], pa.uint64()),
+            pa.array(agg.docs[rep], pa.uint32())]
+    if k > 1:
+        cols.append(_samples_to_list(agg.samples[rep]))
+    return pa.Table.from_arrays(cols, schema=repeated_schema(k))
 
 
-def _writer_options(columns: tuple[str, ...] = ("hash", "count", "docs", "doc0")) -> dict[str, Any]:
+def _writer_options(columns: tuple[str, ...]) -> dict[str, Any]:
     """DELTA_BINARY_PACKED for every integer column; zstd-1 for all but ``hash``.
 
     Sorted hashes delta-encode to ~5 bytes of random bits that zstd cannot shrink
@@ -216,26 +220,26 @@ class WrittenFile:
 
 
 def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int, bucket_bits: int) -> WrittenFile:
-    """Write sorted aggregated chunks (ascending, disjoint) as one Parquet file (+ its doc-sample file).
+    """Write sorted aggregated chunks (ascending, disjoint) as one Parquet file (+ its repeated-rows file).
 
     Row groups are cut at bucket boundaries once they reach ROWS_PER_ROW_GROUP rows;
-    the manifest records each row group's bucket range. Every row carries its
-    smallest document ordinal (``doc0``); with ``k`` > 1 the rows found in more than
-    one document (a few percent) also get their whole bottom-k sample in a separate
-    sorted file (:func:`sample_file_rel`), so the big table stays flat columns that
-    write and decode ~40 % faster than a list column on every row. Both files are
-    serialized in memory, hashed, written and fsynced (their directory is not
-    visible to readers yet).
+    the manifest records each row group's bucket range. The n-gram table holds every
+    row's hash and smallest document ordinal (``doc0``) only: in a real corpus ~96 %
+    of n-grams occur once, so their count and docs (1, 1) and doc sample (``[doc0]``)
+    are implied. The few rows seen more than once carry count, docs and (k > 1) their
+    whole bottom-k sample in a separate sorted file (:func:`repeated_file_rel`), one
+    row group per table row group with the same bucket range. A reader decodes ~8
+    bytes per n-gram instead of ~20. Both files are serialized in memory, hashed,
+    written and fsynced (their directory is not visible to readers yet).
     """
     sink = pa.BufferOutputStream()  # grows in Arrow memory: no BytesIO copy on getvalue()
     schema = ngram_schema(k)
     writer = pq.ParquetWriter(sink, schema, **_writer_options(tuple(schema.names)))
-    with_side = k > 1
-    side_sink = pa.BufferOutputStream() if with_side else None
-    side_writer = pq.ParquetWriter(side_sink, SAMPLE_SCHEMA, **_writer_options(("hash", "doc_sample"))) \
-        if with_side else None
+    rep_schema = repeated_schema(k)
+    rep_sink = pa.BufferOutputStream()
+    rep_writer = pq.ParquetWriter(rep_sink, rep_schema, **_writer_options(tuple(rep_schema.names)))
     row_groups: list[list[int]] = []
-    side_groups: list[list[int]] = []
+    rep_groups: list[list[int]] = []
     pending: list[Aggregated] = []
     pending_rows = 0
     rows = 0
@@ -253,11 +257,10 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
         first = int(agg.hashes[0] >> shift) if shift is not None else 0
         last = int(agg.hashes[-1] >> shift) if shift is not None else 0
         row_groups.append([first, last, len(agg)])
-        if side_writer is not None:
-            side = _sample_table(agg)
-            if side.num_rows:
-                side_writer.write_table(side, row_group_size=side.num_rows)
-                side_groups.append([first, last, side.num_rows])
+        rep = _repeated_table(agg, k)
+        if rep.num_rows:
+            rep_writer.write_table(rep, row_group_size=rep.num_rows)
+            rep_groups.append([first, last, rep.num_rows])
         pending, pending_rows = [], 0
 
     for chunk in chunks:
@@ -285,17 +288,17 @@ def write_ngram_file(root: Path, rel: str, chunks: Iterator[Aggregated], k: int,
     flush()
     fault_point("mid_parquet_write")
     writer.close()
-    extra: dict[str, Any] = {"count_sum": count_sum, "row_groups": row_groups}
-    if side_writer is not None:
-        side_writer.close()
-        side_rel = sample_file_rel(rel)
-        side_data = memoryview(side_sink.getvalue())
-        side_path = root / side_rel
-        side_path.parent.mkdir(parents=True, exist_ok=True)
-        write_file_durable(side_path, side_data)
-        extra["doc_sample_file"] = {"path": side_rel, "rows": sum(g[2] for g in side_groups),
-                                    "bytes": len(side_data), "xxh3_128": xxhash.xxh3_128_hexdigest(side_data),
-                                    "row_groups": side_groups}
+    rep_writer.close()
+    rep_rel = repeated_file_rel(rel)
+    rep_data = memoryview(rep_sink.getvalue())
+    rep_path = root / rep_rel
+    rep_path.parent.mkdir(parents=True, exist_ok=True)
+    write_file_durable(rep_path, rep_data)
+    extra: dict[str, Any] = {
+        "count_sum": count_sum, "row_groups": row_groups,
+        "repeated_file": {"path": rep_rel, "rows": sum(g[2] for g in rep_groups), "bytes": len(rep_data),
+                          "xxh3_128": xxhash.xxh3_128_hexdigest(rep_data), "row_groups": rep_groups},
+    }
     data = memoryview(sink.getvalue())
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,17 +331,16 @@ def write_manifest(root: Path, seg_dir_rel: str, manifest: dict[str, Any]) -> tu
 
 
 def ngram_file_bytes(entry: dict[str, Any]) -> int:
-    """Bytes on disk of one n-gram file entry, its doc-sample file included."""
-    return entry["bytes"] + (entry.get("doc_sample_file") or {}).get("bytes", 0)
+    """Bytes on disk of one n-gram file entry, its repeated-rows file included."""
+    return entry["bytes"] + entry["repeated_file"]["bytes"]
 
 
 def manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every data file a segment manifest references: n-gram files, their doc-sample files, the docs table."""
+    """Every data file a segment manifest references: n-gram files, their repeated-rows files, the docs table."""
     out: list[dict[str, Any]] = []
     for entry in manifest["files"]:
         out.append(entry)
-        if entry.get("doc_sample_file") is not None:
-            out.append(entry["doc_sample_file"])
+        out.append(entry["repeated_file"])
     out.append(manifest["docs_file"])
     return out
 
@@ -373,12 +375,14 @@ def _manifest_ok(m: Any) -> bool:
         return False
     for f in m["files"]:
         if not (_is_file_entry(f) and isinstance(f.get("view"), str) and isinstance(f.get("n"), int)
-                and isinstance(f.get("row_groups"), list)
+                and isinstance(f.get("count_sum"), int) and isinstance(f.get("row_groups"), list)
                 and all(isinstance(g, list) and len(g) == 3 and all(isinstance(x, int) for x in g)
                         for g in f["row_groups"])):
             return False
-        side = f.get("doc_sample_file")
-        if side is not None and not (_is_file_entry(side) and isinstance(side.get("row_groups"), list)):
+        rep = f.get("repeated_file")
+        if not (_is_file_entry(rep) and isinstance(rep.get("row_groups"), list)
+                and all(isinstance(g, list) and len(g) == 3 and all(isinstance(x, int) for x in g)
+                        for g in rep["row_groups"])):
             return False
     return True
 
@@ -398,77 +402,131 @@ def open_parquet(root: Path, entry: dict[str, Any]) -> pq.ParquetFile:
         raise IndexFormatError(f"index file {path} is corrupt: {e}") from e
 
 
+@dataclass
+class Repeated:
+    """The rows of an n-gram file seen more than once (from its repeated-rows file), sorted by hash.
+
+    Row i's doc sample is ``values[offsets[i]:offsets[i + 1]]`` (k > 1; empty otherwise).
+    """
+
+    hashes: np.ndarray  # uint64, strictly increasing
+    counts: np.ndarray  # uint64, > 1
+    docs: np.ndarray  # uint32, 1..count
+    offsets: np.ndarray  # int64, len + 1
+    values: np.ndarray  # uint32
+
+    @property
+    def nbytes(self) -> int:
+        return self.hashes.nbytes + self.counts.nbytes + self.docs.nbytes + self.offsets.nbytes + self.values.nbytes
+
+    @classmethod
+    def from_aggregated(cls, agg: Aggregated) -> Repeated:
+        """The repeated rows of in-memory aggregated rows (their samples as ragged lists)."""
+        rep = np.flatnonzero(agg.counts > 1)
+        sub = agg.samples[rep] if agg.samples.shape[1] > 1 else np.empty((rep.shape[0], 0), np.uint32)
+        valid = sub != EMPTY32
+        offsets = np.zeros(rep.shape[0] + 1, np.int64)
+        np.cumsum(valid.sum(axis=1), out=offsets[1:])
+        return cls(agg.hashes[rep], agg.counts[rep], agg.docs[rep].astype(np.uint32), offsets, sub[valid])
+
+
+def _overlapping_groups(groups: list[list[int]], ranges: list[list[int]]) -> list[int]:
+    """Indices of ``groups`` ([first bucket, last bucket, rows]) overlapping any of ``ranges``."""
+    return [i for i, (first, last, _r) in enumerate(groups) if any(last >= lo and first <= hi for lo, hi, _ in ranges)]
+
+
+def read_repeated_file(root: Path, entry: dict[str, Any], k: int, row_groups: list[int] | None = None) -> Repeated:
+    """(Some row groups of) the repeated-rows file of an n-gram file, checked for consistency.
+
+    ``row_groups`` are row groups of the *n-gram file*; the repeated-rows file's row
+    groups covering the same buckets are read.
+    """
+    rep = entry["repeated_file"]
+    groups = None
+    if row_groups is not None:
+        groups = _overlapping_groups(rep["row_groups"], [entry["row_groups"][g] for g in row_groups])
+    pf = open_parquet(root, rep)
+    where = root / rep["path"]
+    try:
+        table = pf.read_row_groups(groups) if groups is not None else pf.read()
+        hashes = _flat(table, "hash", np.uint64)
+        counts = _flat(table, "count", np.uint64)
+        docs = _flat(table, "docs", np.uint32)
+        if k > 1:
+            col = table.column("doc_sample")
+            col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            offsets = np.asarray(col.offsets, dtype=np.int64)
+            values = (np.asarray(col.values, dtype=np.uint32)[offsets[0]:offsets[-1]] if len(col)
+                      else np.empty(0, np.uint32))
+            offsets = offsets - offsets[0]
+        else:
+            offsets, values = np.zeros(hashes.shape[0] + 1, np.int64), np.empty(0, np.uint32)
+    except (pa.ArrowException, OSError, KeyError) as e:
+        raise IndexFormatError(f"index file {where} is corrupt: {e}") from e
+    if hashes.shape[0] and not (bool(np.all(counts > 1)) and bool(np.all((docs >= 1) & (docs <= counts)))):
+        raise IndexFormatError(f"index file {where}: repeated rows need count > 1 and 1 <= docs <= count")
+    if k > 1 and not np.array_equal(np.diff(offsets), np.minimum(docs.astype(np.int64), k)):
+        raise IndexFormatError(f"index file {where}: doc samples must hold min(docs, {k}) ordinals per row")
+    return Repeated(hashes, counts, docs, offsets, values)
+
+
+def _flat(table: pa.Table, name: str, dtype: type) -> np.ndarray:
+    col = table.column(name)
+    arr = col.combine_chunks().to_numpy() if col.num_chunks != 1 else col.chunk(0).to_numpy()
+    return np.ascontiguousarray(arr, dtype)
+
+
+def locate_repeated(root: Path, entry: dict[str, Any], hashes: np.ndarray, rep: Repeated) -> np.ndarray:
+    """Row of each repeated hash in the table's sorted ``hashes``; an IndexFormatError when one is missing."""
+    n = hashes.shape[0]
+    pos = np.searchsorted(hashes, rep.hashes)
+    ok = pos < n
+    ok[ok] = hashes[pos[ok]] == rep.hashes[ok]
+    if not ok.all():
+        raise IndexFormatError(f"index file {root / entry['repeated_file']['path']}: {int((~ok).sum())} repeated "
+                               f"rows are not in {root / entry['path']} (the two files do not match)")
+    return pos
+
+
 def read_ngram_row_groups(root: Path, entry: dict[str, Any], k: int, row_groups: list[int] | None = None,
                           columns: list[str] | None = None) -> Aggregated:
-    """Read (some row groups of) an n-gram file back into arrays.
+    """Read (some row groups of) an n-gram file back into full arrays.
 
     ``columns`` names logical columns: ``hash``, ``count``, ``docs`` and ``doc_sample``
-    (the (rows, k) sample matrix, rebuilt from ``doc0`` and the doc-sample file).
+    (the (rows, k) sample matrix). Counts, docs and samples are rebuilt from the
+    implied values of single rows (1, 1, ``[doc0]``) and the repeated-rows file.
     """
     cols = columns or (["hash", "count", "docs"] + (["doc_sample"] if k > 0 else []))
     want_samples = k > 0 and "doc_sample" in cols
-    phys = [c for c in cols if c != "doc_sample"]
-    if want_samples:
-        phys = list(dict.fromkeys([*phys, "hash", "docs", "doc0"]))
+    need_rep = "count" in cols or "docs" in cols or (want_samples and k > 1)
+    phys = ["hash"] + (["doc0"] if want_samples else [])
     pf = open_parquet(root, entry)
     try:
         table = pf.read_row_groups(row_groups, columns=phys) if row_groups is not None else pf.read(columns=phys)
-    except (pa.ArrowException, OSError) as e:
-        raise IndexFormatError(f"index file {root / entry['path']} is corrupt: {e}") from e
-    n = table.num_rows
-    h = table.column("hash").to_numpy() if "hash" in phys else np.empty(0, np.uint64)
-    c = table.column("count").to_numpy() if "count" in phys else np.zeros(n, np.uint64)
-    d = table.column("docs").to_numpy() if "docs" in phys else np.zeros(n, np.uint32)
-    h = np.ascontiguousarray(h, np.uint64)
-    d = np.ascontiguousarray(d, np.uint32)
-    if want_samples:
-        s = np.full((n, k), EMPTY32, np.uint32)
-        s[:, 0] = table.column("doc0").to_numpy()
-        if k > 1:
-            groups = None
-            if row_groups is not None:
-                ranges = [entry["row_groups"][g] for g in row_groups]
-                side = entry.get("doc_sample_file") or {}
-                groups = [i for i, (first, last, _r) in enumerate(side.get("row_groups", []))
-                          if any(last >= lo and first <= hi for lo, hi, _ in ranges)]
-            sh, offsets, values = read_sample_file(root, entry, groups)
-            pos = np.searchsorted(h, sh)
-            found = (pos < n) & (h[np.minimum(pos, max(n - 1, 0))] == sh) if n else np.zeros(sh.shape[0], bool)
-            multi = int(np.count_nonzero(d > 1))
-            if int(found.sum()) != multi or not bool(np.all(d[pos[found]] > 1)):
-                raise IndexFormatError(f"index file {root / entry['doc_sample_file']['path']}: doc samples do not "
-                                       f"match {root / entry['path']} ({int(found.sum())} sampled rows, {multi} rows "
-                                       "in more than one document)")
-            lengths = np.diff(offsets)[found]
-            if lengths.shape[0] and (lengths.max() > k or lengths.min() < 2):
-                raise IndexFormatError(f"index file {root / entry['doc_sample_file']['path']}: sample lengths "
-                                       f"outside 2..{k}")
-            starts = offsets[:-1][found]
-            rows = np.repeat(pos[found], lengths)
-            within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            s[rows, within] = values[np.repeat(starts, lengths) + within]
-    else:
-        s = np.empty((n, 0), np.uint32)
-    return Aggregated(h, np.ascontiguousarray(c, np.uint64), d, s)
-
-
-def read_sample_file(root: Path, entry: dict[str, Any], row_groups: list[int] | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The doc-sample file of an n-gram file: (sorted hashes, int64 offsets, uint32 ordinals)."""
-    side = entry.get("doc_sample_file")
-    if side is None:
-        raise IndexFormatError(f"index file {root / entry['path']}: its doc-sample file is not in the manifest")
-    pf = open_parquet(root, side)
-    try:
-        table = pf.read_row_groups(row_groups) if row_groups is not None else pf.read()
-        col = table.column("doc_sample")
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        hashes = np.ascontiguousarray(table.column("hash").to_numpy(), np.uint64)
+        h = _flat(table, "hash", np.uint64)
+        doc0 = _flat(table, "doc0", np.uint32) if want_samples else None
     except (pa.ArrowException, OSError, KeyError) as e:
-        raise IndexFormatError(f"index file {root / side['path']} is corrupt: {e}") from e
-    offsets = np.asarray(col.offsets, dtype=np.int64)
-    values = np.asarray(col.values, dtype=np.uint32)[offsets[0]:offsets[-1]] if len(col) else np.empty(0, np.uint32)
-    return hashes, offsets - offsets[0], values
+        raise IndexFormatError(f"index file {root / entry['path']} is corrupt: {e}") from e
+    n = h.shape[0]
+    c = np.ones(n, np.uint64) if "count" in cols else np.zeros(n, np.uint64)
+    d = np.ones(n, np.uint32) if "docs" in cols else np.zeros(n, np.uint32)
+    s = np.full((n, k), EMPTY32, np.uint32) if want_samples else np.empty((n, 0), np.uint32)
+    if doc0 is not None:
+        s[:, 0] = doc0
+    if need_rep:
+        rep = read_repeated_file(root, entry, k, row_groups)
+        pos = locate_repeated(root, entry, h, rep)
+        c[pos] = rep.counts
+        d[pos] = rep.docs
+        if want_samples and k > 1 and pos.shape[0]:
+            lengths = np.diff(rep.offsets)
+            if doc0 is not None and not np.array_equal(rep.values[rep.offsets[:-1]], doc0[pos]):
+                raise IndexFormatError(f"index file {root / entry['repeated_file']['path']}: doc samples do not "
+                                       f"start with the rows' doc0 in {root / entry['path']}")
+            rows = np.repeat(pos, lengths)
+            within = np.arange(int(lengths.sum())) - np.repeat(rep.offsets[:-1], lengths)
+            s[rows, within] = rep.values
+    return Aggregated(h, c, d, s)
 
 
 def row_groups_for_buckets(entry: dict[str, Any], lo_bucket: int, hi_bucket: int) -> list[int]:

@@ -51,11 +51,14 @@ def _distinct(reader: IndexReader, entries: list[dict[str, Any]]) -> int:
 def _top_ngrams(reader: IndexReader, view: str, n: int, entries: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     if k <= 0 or not entries:
         return []
+    # every row of an n-gram table counts (1, 1); its repeated-rows file adds the rest
     rows = _duck_query(
         reader,
-        "SELECT hash, sum(count)::UBIGINT AS c, sum(docs)::UBIGINT AS d FROM read_parquet(?) "
-        "GROUP BY hash ORDER BY c DESC, hash LIMIT ?",
-        [_duck_files(reader, entries), k],
+        "SELECT hash, sum(c)::UBIGINT AS c, sum(d)::UBIGINT AS d FROM ("
+        " SELECT hash, 1 AS c, 1 AS d FROM read_parquet(?)"
+        " UNION ALL SELECT hash, count - 1 AS c, docs - 1 AS d FROM read_parquet(?)"
+        ") GROUP BY hash ORDER BY c DESC, hash LIMIT ?",
+        [_duck_files(reader, entries), _duck_files(reader, [e["repeated_file"] for e in entries]), k],
     )
     if not rows:
         return []

@@ -344,7 +344,7 @@ def test_tampered_manifest_is_detected_by_digest(idx: Path) -> None:
 
 # --------------------------------------------------------------------------- X5 replaced files
 def same_size_replacement(path: Path) -> bytes:
-    """Another valid Parquet file of exactly the same size with different content (one count changed).
+    """Another valid Parquet file of exactly the same size with different content (one doc0 changed).
 
     Written without the Arrow schema blob (smaller footer), then padded with key-value metadata
     (one footer byte per pad character) up to the original size.
@@ -355,15 +355,15 @@ def same_size_replacement(path: Path) -> bytes:
 
     target = path.stat().st_size
     table = pq.read_table(path)
-    counts = table.column("count").to_pylist()
-    counts[0] = counts[1] if counts[1] != counts[0] else counts[0] + 1
-    table = table.set_column(1, "count", pa.array(counts, pa.uint64()))
+    doc0 = table.column("doc0").to_pylist()
+    doc0[0] = doc0[1] if doc0[1] != doc0[0] else doc0[0] + 1
+    table = table.set_column(1, "doc0", pa.array(doc0, pa.uint32()))
     pad = 0
     for _ in range(10):
         sink = io.BytesIO()
         writer = pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=1,
                                   write_page_checksum=True, write_statistics=["hash"],
-                                  use_dictionary=["count", "docs"], column_encoding={"hash": "DELTA_BINARY_PACKED"},
+                                  use_dictionary=["doc0"], column_encoding={"hash": "DELTA_BINARY_PACKED"},
                                   store_schema=False)
         writer.write_table(table)
         writer.add_key_value_metadata({"pad": "x" * pad})
