@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from probe import interrupt
 from probe.errors import ConfigError, ExitCode, ProbeError, exit_code_for
 
 
@@ -35,13 +36,29 @@ def _fail(exc: BaseException) -> None:
     sys.exit(int(code))
 
 
-_SIGNALLED: list[int] = []  # signals received while the current command ran
-
-
 def _terminate(signum: int, frame: Any) -> None:
-    """SIGINT/SIGTERM → a clean stop: unwind (locks released, uncommitted parts dropped), exit 130."""
-    _SIGNALLED.append(signum)
+    """SIGINT/SIGTERM → a clean stop: unwind (locks released, uncommitted parts dropped), exit 130.
+
+    The signal is also recorded (:mod:`probe.interrupt`): raised inside a finalizer, the
+    ``KeyboardInterrupt`` is swallowed, and the loops' safe points raise it again.
+    """
+    interrupt.record(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _quiet_swallowed_interrupt(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An unraisable-exception hook that drops the stop raised inside a finalizer.
+
+    Python prints such an exception as "Exception ignored in ..." with a traceback; the stop
+    itself is not lost (the handler recorded it and the next safe point raises it again), so
+    the user should see the one "interrupted" line, not a traceback from pyarrow's ``__del__``.
+    """
+
+    def hook(unraisable: Any) -> None:
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and interrupt.requested()):
+            previous(unraisable)
+
+    return hook
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:
@@ -65,11 +82,18 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         previous = {}
+        previous_hook = None
         if threading.current_thread() is threading.main_thread():
-            _SIGNALLED.clear()
+            interrupt.reset()
             previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous_hook = sys.unraisablehook
+            sys.unraisablehook = _quiet_swallowed_interrupt(previous_hook)
         try:
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            # a signal swallowed after the last safe point (inside a finalizer): the command
+            # may have finished, but the caller asked it to stop and must not read "success"
+            interrupt.check()
+            return out
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -82,10 +106,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except (ProbeError, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - others: a bug, exit 70
             # An interrupt landing inside a C callback (numba, pyarrow) can surface wrapped (a SystemError
             # caused by KeyboardInterrupt) or as the error of whatever it broke: still an interruption.
-            _fail(KeyboardInterrupt() if _SIGNALLED or _caused_by_interrupt(exc) else exc)
+            _fail(KeyboardInterrupt() if interrupt.requested() or _caused_by_interrupt(exc) else exc)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if previous_hook is not None:
+                sys.unraisablehook = previous_hook
 
     return wrapper
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from probe import kernels
+from probe import interrupt, kernels
 from probe._alloc import tune_allocator
 from probe.errors import ConfigError, NothingAssessableError
 from probe.index.reader import IndexReader, LookupResult, open_index
@@ -198,6 +198,7 @@ def _scan(dataset: str | Path, reader: IndexReader, out_dir: str | Path | None, 
         views = ["surface"] + (["pattern"] if has_pattern else [])
         for batch, prepared in _prepared_batches(read_examples(dataset, config.dataset, stats), reader,
                                                  tokenizer, views):
+            interrupt.check()  # a stop swallowed by a finalizer during the last batch
             t0 = time.perf_counter()
             table, info = _scan_batch(batch, prepared, reader, tokenizer, config, ns, nmin, has_pattern, chars50,
                                       provenance_left)

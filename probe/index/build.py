@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from probe import kernels
+from probe import interrupt, kernels
 from probe._alloc import tune_allocator
 from probe.config import BuildConfig, TextSpec
 from probe.errors import ConfigError, IndexWriteError, InputError, ProbeError, WorkerDiedError
@@ -501,6 +501,7 @@ def _run_inline(tasks, on_result, on_failure, progress) -> None:
     tune_allocator()
     queue = _InlineQueue(progress)
     for task in tasks:
+        interrupt.check()  # a stop swallowed by a finalizer during the last part
         try:
             res = run_task(task, queue)
         except (ProbeError, OSError) as e:
@@ -528,6 +529,7 @@ def _run_pool(tasks, workers, on_result, on_failure, progress) -> None:
             for task in tasks:
                 pending[pool.submit(_run_task_in_worker, task)] = task
             while pending:
+                interrupt.check()  # a stop swallowed by a finalizer: workers are stopped below
                 done, _ = wait(list(pending), timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(queue, progress)
                 for fut in done:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -216,6 +217,51 @@ def test_interrupt_surfacing_wrapped_is_still_exit_130(capsys: pytest.CaptureFix
         err = capsys.readouterr().err
         if code == 130:
             assert err == "interrupted; re-run the same command to resume\n"
+
+
+def test_stop_swallowed_by_a_finalizer_is_still_exit_130(capsys: pytest.CaptureFixture[str]) -> None:
+    """A signal whose handler runs inside a ``__del__`` (pyarrow's ParquetWriter, collected after a part
+    was written) raises there and Python drops the exception. The command must not then report success:
+    exit 130 with the one "interrupted" line, no "Exception ignored" traceback."""
+    import gc
+
+    from probe import cli
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises KeyboardInterrupt in here
+            time.sleep(5)
+
+    @cli.handle_errors
+    def finishes() -> str:
+        obj = Finalized()
+        del obj  # the finalizer swallows the stop; the command goes on to the end
+        gc.collect()
+        return "done"
+
+    with pytest.raises(SystemExit) as info:
+        finishes()
+    assert info.value.code == 130
+    assert capsys.readouterr().err == "interrupted; re-run the same command to resume\n"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_stops_at_the_next_part_after_a_swallowed_stop(env: Env, tmp_path: Path, workers: int) -> None:
+    """The build's safe point between parts raises a recorded stop: nothing more is committed."""
+    from probe import interrupt
+
+    index = tmp_path / "idx"
+    shutil.copytree(env.base_index, index)
+    before = committed(index)
+    interrupt.record(signal.SIGTERM)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_index(env.shards, index, SPEC, dataclasses.replace(CONFIG, workers=workers))
+    finally:
+        interrupt.reset()
+    assert committed(index) == before
+    assert_consistent(index)
+    assert_converges(env, index)
 
 
 # --------------------------------------------------------------------------- C6 disk full
