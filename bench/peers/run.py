@@ -887,7 +887,8 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:  # noqa: C901,
     for g in info.get("ngrams", []):
         det.append([f"probe index, {g['view']} n={g['n']} files", "",
                     f"{fmt_bytes(g['bytes'])} = {per_tok(g['bytes'])} B/token, {g['distinct']:,} distinct "
-                    f"(hash + count + docs + doc sample, k={info['spec'].get('doc_sample_k')})", "", ""])
+                    f"(hash + doc0; count, docs, doc sample k={info['spec'].get('doc_sample_k')} of the rows seen "
+                    "more than once)", "", ""])
     st = pr.get("stages", {})
     if "index_load_seconds" in st:
         det.append([f"probe scan {first}: stages (one process)",
