@@ -59,3 +59,18 @@ def test_top_ngrams_name_a_document_that_holds_them(built) -> None:
         for t in row["top"]:
             assert t["text"]  # read back from the corpus document the first segment holding it names
             assert len(tok.tokenize([t["text"]], view).token_hashes) == n
+
+
+def test_index_without_doc_samples_reports_top_ngrams_without_text(tmp_path) -> None:
+    """k = 0 stores no document per row (no ``doc0`` column): counts still, text None, no error."""
+    index = tmp_path / "idx"
+    for i in range(2):
+        shard = write_parquet(tmp_path / f"s{i}.parquet", make_docs(60, seed=70 + i), row_group_size=30)
+        build_index([str(shard)], index, TextSpec(ns=NS, doc_sample_k=0), BuildConfig(workers=1))
+    tables = index_tables(index)
+    info = stats.index_info(index, top_k=3)
+    for row in info["ngrams"]:
+        assert row["distinct"] == len(tables.tables[(row["view"], row["n"])])
+        assert [(int(t["hash"]), t["count"], t["docs"]) for t in row["top"]] == _expected_top(
+            tables.tables[(row["view"], row["n"])], 3)
+        assert [t["text"] for t in row["top"]] == [None, None, None]

@@ -1,9 +1,8 @@
 """Index statistics (`probe index info`) and single-text lookups (`probe index lookup`).
 
-Cheap numbers come from the snapshot and manifests; exact distinct counts across
-several segments merge the segments' sorted hashes bucket range by bucket range, and
-the top-k most frequent n-grams are computed with DuckDB over the referenced Parquet
-files (read-only, no catalog, no lock).
+Cheap numbers come from the snapshot and manifests; exact distinct counts and the
+top-k most frequent n-grams across segments come from one merge of the segments'
+sorted hashes, bucket range by bucket range (read-only, no lock).
 """
 
 from __future__ import annotations
@@ -15,37 +14,16 @@ from typing import Any
 import numpy as np
 
 from probe import kernels
-from probe.errors import IndexFormatError
 from probe.index import format as fmt
 from probe.index.reader import IndexReader, open_index
 from probe.index.segment import (
     ngram_file_bytes,
-    open_parquet,
     read_ngram_row_groups,
     read_repeated_file,
     row_groups_for_buckets,
 )
 from probe.sources.corpus import ReaderOptions, ShardRef, read_document
 from probe.text.tokenizers import Tokenizer
-
-
-def _duck_files(reader: IndexReader, entries: list[dict[str, Any]]) -> list[str]:
-    # DuckDB neither checks sizes against the manifest nor verifies page checksums: check
-    # each file's path, size and footer first, so damage is an IndexFormatError naming it.
-    for e in entries:
-        open_parquet(reader.root, e)
-    return [str(reader.root / e["path"]) for e in entries]
-
-
-def _duck_query(reader: IndexReader, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    import duckdb
-
-    from probe._duck import connect
-
-    try:
-        return connect().execute(sql, params).fetchall()
-    except duckdb.Error as e:
-        raise IndexFormatError(f"index {reader.root}: cannot read n-gram files: {e}") from e
 
 
 def _merged_counts(reader: IndexReader, entries: list[dict[str, Any]], top_k: int,
@@ -142,7 +120,10 @@ def _first_document(reader: IndexReader, view: str, n: int, ngram_hash: int) -> 
     """Key of a document holding ``ngram_hash``: the row groups of its bucket only, segment by segment.
 
     A full lookup would load every segment's table to answer ten hashes (4.3 s on the shared index).
+    An index built without doc samples (k = 0) stores no document per row: None.
     """
+    if reader.spec.doc_sample_k == 0:
+        return None
     bits = reader.spec.bucket_bits
     bucket = ngram_hash >> (64 - bits) if bits else 0
     target = np.uint64(ngram_hash)
