@@ -1,32 +1,10 @@
-"""Per-field coverage metrics, the standard contamination definitions, and verdicts.
+"""Per-field coverage metrics and verdicts (the definitions reading them: probe.definitions).
 
 Everything here works on whole batches of examples at once (numpy over per-n-gram
 arrays with document boundaries); nothing loops over n-grams in Python.
 
-Definitions (each cites its source; all operate on the scan's target field, the
-whole example by default, tokenized by the index's tokenizer):
-
-- ``gpt2``  (Radford et al. 2019, §4 "Generalization vs Memorization"): share of the
-  example's 8-grams found in the corpus; flagged at ≥ ``gpt2`` (default 50 %).
-- ``gpt3``  (Brown et al. 2020, App. C): any 13-gram overlap, ignoring 13-grams that
-  occur in more than ``max_docs`` (10) training documents.
-- ``palm``  (Chowdhery et al. 2022, §8): ≥ 70 % of the example's 8-grams occur in the
-  corpus.
-- ``gpt4``  (OpenAI 2023, App. C): three 50-character substrings (spaces and symbols
-  removed) sampled from the example (the whole example if shorter); any match.
-  Needs an index built with ``--tokenizer chars --n 50``; otherwise unavailable.
-- ``llama2`` (Touvron et al. 2023, App. A.6): share of tokens inside matched spans of
-  ≥ 10 tokens; "dirty" at ≥ 80 % (flagged), "clean" below 20 %.
-- ``llama3`` (Dubey et al. 2024, §5.1.4): share of tokens inside matched 8-grams;
-  flagged at ≥ ``llama3`` (default 50 %; Meta tunes it per benchmark).
-- ``lmeval`` (lm-evaluation-harness decontamination): any 13-gram overlap.
-- ``default`` (ours): at the smallest n, either at least ``min_hash_matches`` (2)
-  *rare* matched surface n-grams (found in ≤ ``max_docs`` documents) with rare token
-  coverage ≥ 50 % or a rare matched span ≥ 20 tokens; or (pattern view) at least 2
-  rare matched pattern n-grams with rare pattern token coverage ≥ 80 %. Rationale: requiring rare n-grams ignores boilerplate and
-  templates; two hash matches make a 64-bit collision negligible (≈1e-9 per
-  1,000-n-gram field); coverage or a long span catches verbatim and lightly edited
-  items, the pattern view catches items with swapped numbers and names.
+The contamination definitions that read these metrics are registered objects in
+:mod:`probe.definitions`.
 
 Verdict (coverage label): ``seen`` when the best of surface and pattern token
 coverage at the smallest n is ≥ ``seen`` (60 %), ``partial`` when ≥ ``partial``
@@ -42,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from probe import kernels
+from probe.definitions import DEFINITIONS  # noqa: F401 - re-exported: the built-in names
 
-DEFINITIONS = ("default", "gpt2", "gpt3", "palm", "gpt4", "llama2", "llama3", "lmeval")
 VERDICTS = ("seen", "partial", "novel", "unassessable")
 
 
@@ -163,58 +141,6 @@ def score_ngrams(
         longest=best, longest_first=first, longest_last=last, longest_rare=best_r,
         max_count=max_count, median_count=median, max_docs=max_docs, first_match=first_match,
     )
-
-
-def contamination(
-    surface: dict[int, NgramScores],
-    pattern: dict[int, NgramScores] | None,
-    chars50: NgramScores | None,
-    thresholds: Thresholds,
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Booleans per definition (None-able via masks) and reasons for unavailable ones.
-
-    Returns ({definition: bool array}, {definition: why unavailable}). An example
-    that is unassessable for a definition (fewer tokens than its n) is False there
-    and counted as unassessable by the caller.
-    """
-    out: dict[str, np.ndarray] = {}
-    unavailable: dict[str, str] = {}
-    nmin = min(surface)
-    s = surface[nmin]
-    surface_hit = (s.matched_rare >= thresholds.min_hash_matches) & (
-        (s.token_coverage_rare >= thresholds.default_coverage) | (s.longest_rare >= thresholds.default_span))
-    if pattern is not None and nmin in pattern:
-        # the pattern branch stands on its own rare matches: swapped numbers and names
-        # can leave fewer than two rare *surface* matches in a short item
-        p = pattern[nmin]
-        surface_hit |= (p.matched_rare >= thresholds.min_hash_matches) & (
-            p.token_coverage_rare >= thresholds.default_pattern)
-    out["default"] = (s.ngrams > 0) & surface_hit
-    if 8 in surface:
-        s8 = surface[8]
-        out["gpt2"] = (s8.ngrams > 0) & (s8.ngram_coverage >= thresholds.gpt2)
-        out["palm"] = (s8.ngrams > 0) & (s8.ngram_coverage >= thresholds.palm)
-        out["llama3"] = (s8.ngrams > 0) & (s8.token_coverage >= thresholds.llama3)
-    else:
-        for name in ("gpt2", "palm", "llama3"):
-            unavailable[name] = "needs n=8 in the index"
-    small = [n for n in surface if n <= thresholds.llama2_min_span]
-    if small:
-        sl = surface[max(small)]
-        out["llama2"] = (sl.ngrams > 0) & (sl.span_coverage >= thresholds.llama2_dirty)
-    else:
-        unavailable["llama2"] = f"needs an n <= {thresholds.llama2_min_span} in the index"
-    if 13 in surface:
-        s13 = surface[13]
-        out["gpt3"] = s13.matched_rare >= 1
-        out["lmeval"] = s13.matched >= 1
-    else:
-        unavailable["gpt3"] = unavailable["lmeval"] = "needs n=13 in the index"
-    if chars50 is not None:
-        out["gpt4"] = chars50.matched >= 1
-    else:
-        unavailable["gpt4"] = "needs an index built with --tokenizer chars --n 50"
-    return out, unavailable
 
 
 def llama2_class(span_coverage: np.ndarray, tokens_ok: np.ndarray, thresholds: Thresholds) -> np.ndarray:

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from probe.config import BuildConfig, TextSpec
 from probe.errors import IndexMissingError, NothingAssessableError
 from probe.index.build import build_index
-from probe.scan import SCAN_FIELDS, ScanConfig, _char_map, scan_dataset
+from probe.measures.ngram import char_map as _char_map
+from probe.scan import SCAN_FIELDS, ScanConfig, scan_dataset
 from probe.scoring import DEFINITIONS, Thresholds
 from probe.sources.datasets import DatasetOptions
 from probe.text.normalize import normalize_nfkc_casefold

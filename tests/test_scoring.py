@@ -15,15 +15,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probe.scoring import (
-    DEFINITIONS,
-    NgramScores,
-    Thresholds,
-    contamination,
-    llama2_class,
-    score_ngrams,
-    verdicts,
-)
+from probe.config import TextSpec
+from probe.definitions import DEFINITIONS, Evidence, judge
+from probe.scoring import NgramScores, Thresholds, llama2_class, score_ngrams, verdicts
+
+
+def contamination(surface: dict[int, NgramScores], pattern: dict[int, NgramScores] | None,
+                  chars50: NgramScores | None, th: Thresholds) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The registry's judgement of one batch: (flags, unavailable), as the scan computes it."""
+    surface = dict(surface)
+    spec = TextSpec(ns=tuple(sorted(surface)))
+    if chars50 is not None:  # GPT-4's windows exist only for a chars index with n=50
+        surface.setdefault(50, chars50)
+        spec = TextSpec(tokenizer="chars", ns=tuple(sorted(surface)))
+    e = next(iter(surface.values())).ngrams.shape[0]
+    result = judge(DEFINITIONS, Evidence(surface, pattern, chars50, th), spec, np.ones(e, bool))
+    return result.flags, result.unavailable
 
 
 # --------------------------------------------------------------------------- inputs and oracle

@@ -1,0 +1,185 @@
+"""The measure and definition registries: a toy measure and a toy definition plug in without touching scan.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from probe.config import BuildConfig, TextSpec
+from probe.definitions import Definition, definition_names, register_definition, unregister_definition
+from probe.errors import ConfigError
+from probe.index.build import build_index
+from probe.measures import (
+    Measure,
+    MeasureAggregate,
+    MeasureBatch,
+    Requirement,
+    ScanBatch,
+    ScanContext,
+    create_measures,
+    register_measure,
+    unregister_measure,
+)
+from probe.scan import ScanConfig, scan_dataset
+
+CORPUS = ["the quick brown fox jumps over the lazy dog while the farmer sleeps under the old oak tree",
+          "a completely different document about sailing boats on a windy lake in the early morning"]
+DATASET = [
+    {"instruction": "the quick brown fox jumps over the lazy dog while the farmer sleeps", "output": "ok"},
+    {"instruction": "nothing of this sentence is anywhere in the tiny corpus we indexed here", "output": "no"},
+    {"instruction": "short", "output": "x"},
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("measures")
+    shard = root / "corpus.parquet"
+    pq.write_table(pa.table({"text": CORPUS}), shard)
+    index = root / "idx"
+    build_index([str(shard)], index, TextSpec(ns=(8, 13)), BuildConfig(workers=1))
+    dataset = root / "data.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in DATASET), encoding="utf-8")
+    return {"index": index, "dataset": dataset}
+
+
+class CharCount(Measure):
+    """Toy measure: characters of the whole example; aggregates their total and maximum."""
+
+    name = "toy_chars"
+    title = "characters per example"
+    cost = "free"
+    default = False
+
+    def compute(self, batch: ScanBatch, ctx: ScanContext, earlier: dict[str, MeasureBatch]) -> MeasureBatch:
+        assert "ngram" in earlier  # the required n-gram measure runs first
+        lengths = np.array([len(t) for t in batch.field_texts["whole"]], np.int64)
+        return MeasureBatch({"toy_chars_whole": pa.array(lengths)}, lengths)
+
+    def aggregate(self, ctx: ScanContext) -> MeasureAggregate:
+        return _Sum()
+
+
+class _Sum(MeasureAggregate):
+    def __init__(self) -> None:
+        self.total = 0
+        self.max = 0
+
+    def add(self, output: MeasureBatch, batch: ScanBatch) -> None:
+        self.total += int(output.payload.sum())
+        self.max = max(self.max, int(output.payload.max()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total_chars": self.total, "max_chars": self.max}
+
+
+class NeedsSideTable(CharCount):
+    name = "toy_side"
+    title = "needs a side table the index lacks"
+
+    def needs(self, ctx: ScanContext) -> Requirement:
+        return Requirement(side_files=("measures/toy_side/table.parquet",))
+
+
+@pytest.fixture
+def toy_measures() -> Iterator[None]:
+    register_measure(CharCount)
+    register_measure(NeedsSideTable)
+    yield
+    unregister_measure("toy_chars")
+    unregister_measure("toy_side")
+
+
+def test_a_registered_measure_adds_its_column_and_aggregate(world: dict[str, Path], tmp_path: Path,
+                                                            toy_measures: None) -> None:
+    out = tmp_path / "out"
+    result = scan_dataset(world["dataset"], world["index"], out, ScanConfig(measures=("toy_chars",)))
+    table = pq.read_table(out / "examples.parquet")
+    whole = [r["instruction"] + "\n" + r["output"] for r in DATASET]
+    assert table.column("toy_chars_whole").to_pylist() == [len(t) for t in whole]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == result.summary
+    assert summary["measures"]["toy_chars"] == {"title": "characters per example", "cost": "free",
+                                                "estimate": False, "available": True,
+                                                "total_chars": sum(map(len, whole)),
+                                                "max_chars": max(map(len, whole))}
+    assert summary["config"]["measures"] == ["ngram", "toy_chars"]
+
+
+def test_a_measure_off_by_default_is_not_computed(world: dict[str, Path], toy_measures: None) -> None:
+    result = scan_dataset(world["dataset"], world["index"])
+    assert "toy_chars_whole" not in result.examples.column_names
+    assert set(result.summary["measures"]) == {"ngram"}
+
+
+def test_a_measure_whose_side_table_is_missing_is_unavailable_with_the_reason(
+        world: dict[str, Path], toy_measures: None) -> None:
+    result = scan_dataset(world["dataset"], world["index"], config=ScanConfig(measures=("toy_side",)))
+    entry = result.summary["measures"]["toy_side"]
+    assert entry["available"] is False and "measures/toy_side/table.parquet" in entry["reason"]
+    assert "toy_chars_whole" not in result.examples.column_names  # no column of zeros
+
+
+def test_unknown_measure_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown measure"):
+        create_measures(("nope",))
+
+
+def test_the_ngram_measure_always_runs_first(toy_measures: None) -> None:
+    assert [m.name for m in create_measures(("toy_chars",))] == ["ngram", "toy_chars"]
+    assert [m.name for m in create_measures(())] == ["ngram"]
+
+
+@pytest.fixture
+def toy_definition() -> Iterator[None]:
+    # flags an example when at least 3 of its 8-grams are in the corpus (whatever their frequency)
+    register_definition(Definition("toy3", "a test", "≥ 3 matched 8-grams", "needs n=8 in the index",
+                                   lambda ns, spec, th: 8 if 8 in ns else None,
+                                   lambda ev, n: ev.surface[n].matched >= 3))
+    yield
+    unregister_definition("toy3")
+
+
+def test_a_registered_definition_is_computed_and_counted(world: dict[str, Path], tmp_path: Path,
+                                                         toy_definition: None) -> None:
+    assert "toy3" in definition_names()
+    result = scan_dataset(world["dataset"], world["index"], tmp_path / "out")
+    # row 0 shares 6 8-grams with the corpus; row 1 none; row 2 has no 8-gram at all (null, not clean)
+    assert result.examples.column("contaminated_toy3").to_pylist() == [True, False, None]
+    assert result.summary["contaminated"]["toy3"] == 1
+    assert "toy3" in result.summary["config"]["definitions"]
+
+
+def test_a_definition_the_index_cannot_support_is_unavailable_not_zero(world: dict[str, Path]) -> None:
+    register_definition(Definition("toy50", "a test", "any 50-gram", "needs n=50 in the index",
+                                   lambda ns, spec, th: 50 if 50 in ns else None,
+                                   lambda ev, n: ev.surface[n].matched >= 1))
+    try:
+        result = scan_dataset(world["dataset"], world["index"])
+    finally:
+        unregister_definition("toy50")
+    assert "toy50" not in result.summary["contaminated"]
+    assert result.summary["unavailable_definitions"]["toy50"] == "needs n=50 in the index"
+    assert result.examples.column("contaminated_toy50").null_count == len(DATASET)
+
+
+def test_duplicate_registration_is_refused() -> None:
+    with pytest.raises(ConfigError, match="already registered"):
+        register_definition(Definition("gpt3", "x", "x", "x", lambda ns, s, t: 13, lambda ev, n: ev))
+
+
+def test_scan_without_out_dir_writes_nothing_and_keeps_the_examples(world: dict[str, Path], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = scan_dataset(world["dataset"], world["index"])
+    assert result.out_dir is None
+    assert list(tmp_path.iterdir()) == []
+    assert result.examples.num_rows == len(DATASET)
+    assert result.examples.column("verdict").to_pylist()[1] == "novel"
