@@ -88,7 +88,7 @@ def child_probe(dataset: str, index: str, out: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     res = scan_dataset(dataset, index, out)
     wall = time.perf_counter() - t0
-    s = res.summary
+    s = res.summary.to_dict()
     return {"examples": s["examples"], "lookups": s["lookups"], "seconds": s["seconds"], "wall_in_process": wall,
             "lmeval": s["contaminated"].get("lmeval"), "default": s["contaminated"].get("default"),
             "verdicts": s["verdicts"]}
@@ -184,7 +184,7 @@ def child_profile(dataset: str, index: str, top: int = 18) -> dict[str, Any]:
         res = scan_dataset(dataset, index, tmp)
         prof.disable()
     st = pstats.Stats(prof)
-    total = res.summary["seconds"]
+    total = res.summary.seconds
     rows = []
     for (file, line, func), (_cc, nc, tt, ct, _callers) in st.stats.items():
         name = f"{_short(file)}:{line}({func})" if line else func
@@ -194,7 +194,7 @@ def child_profile(dataset: str, index: str, top: int = 18) -> dict[str, Any]:
     by_cum = sorted((r for r in rows if r["ours"]), key=lambda r: -r["cumtime"])[:top]
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
-    return {"seconds": total, "lookups": res.summary["lookups"], "by_tottime": by_tot, "by_cumtime": by_cum,
+    return {"seconds": total, "lookups": res.summary.lookups, "by_tottime": by_tot, "by_cumtime": by_cum,
             "text": buf.getvalue()}
 
 

@@ -35,11 +35,21 @@ from probe.match_provenance import match_provenance
 from probe.measures import Measure, MeasureAggregate, MeasureBatch, ScanBatch, ScanContext, create_measures
 from probe.measures.ngram import SCAN_FIELDS, NgramEvidence
 from probe.report.render import remove_stale_temps
-from probe.scoring import VERDICTS, Thresholds, llama2_class, verdicts
+from probe.scan_output import (
+    VERDICTS,
+    CoverageStats,
+    DatasetInfo,
+    GroupStats,
+    IndexInfo,
+    LongestHistogram,
+    MeasureInfo,
+    ScanSettings,
+    ScanSummary,
+)
+from probe.scoring import Thresholds, llama2_class, verdicts
 from probe.sources.datasets import FIELDS, DatasetOptions, DatasetReadStats, detect_schema, read_examples
 from probe.text.tokenizers import Tokenizer
 
-SCHEMA_VERSION = 1
 LOOKAHEAD_BATCHES = 4  # batches tokenized ahead while the index is still loading
 
 
@@ -79,7 +89,7 @@ class ScanResult:
     written, read back from ``examples.parquet`` otherwise.
     """
 
-    summary: dict[str, Any]
+    summary: ScanSummary
     out_dir: Path | None
     _examples: pa.Table | None = field(default=None, repr=False)
 
@@ -245,13 +255,13 @@ class _Scan:
                 sink.write(outcome.table)
                 if self.progress is not None:
                     self.progress.advance(batch.size, outcome.lookups)
-            summary = self.summary(schema, time.perf_counter() - started)
-            if self.acc.examples == 0 or summary["assessable"] == 0:
+            summary = _build_summary(self, schema, time.perf_counter() - started)
+            if self.acc.examples == 0 or summary.assessable == 0:
                 raise NothingAssessableError(
                     f"{_display_name(self.dataset)}: nothing assessable ({_count(self.acc.examples, 'example')} "
                     f"read, {self.stats.skipped} skipped; every example is shorter than n={min(self.ctx.ns)} "
                     "tokens or empty)")
-            table = sink.publish(summary)
+            table = sink.publish(summary.to_dict())
         except BaseException:
             sink.discard()
             raise
@@ -292,9 +302,6 @@ class _Scan:
         self.acc.add([ex.group for ex in outcome.batch.examples], outcome)
         for name, output in outcome.outputs.items():
             self.aggregates[name].add(output, outcome.batch)
-
-    def summary(self, schema: Any, seconds: float) -> dict[str, Any]:
-        return _build_summary(self, schema, seconds)
 
 
 def _available_measures(measures: list[Measure], ctx: ScanContext) -> tuple[list[Measure], dict[str, str]]:
@@ -380,61 +387,52 @@ def _display_name(dataset: Any) -> str:
     return str(dataset) if isinstance(dataset, (str, Path)) else "<records>"
 
 
-def _build_summary(scan: _Scan, schema: Any, seconds: float) -> dict[str, Any]:
+def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
     acc, config, stats = scan.acc, scan.config, scan.stats
     reader = scan.ctx.reader
     unavailable = scan.unavailable
-    assessable = acc.examples - acc.verdicts.get("unassessable", 0)
     definitions = [d for d in config.definitions if d not in unavailable]
-    groups = {}
-    for g, rec in sorted(acc.groups.items()):
-        groups[g] = {
-            "examples": rec["examples"],
-            "assessable": rec["examples"] - rec["verdicts"].get("unassessable", 0),
-            "verdicts": {v: rec["verdicts"].get(v, 0) for v in VERDICTS},
-            "contaminated": {d: rec["contaminated"].get(d, 0) for d in definitions},
-            "mean_coverage": round(rec["coverage_sum"] / rec["examples"], 6) if rec["examples"] else 0.0,
-        }
+    groups = {
+        g: GroupStats(examples=rec["examples"],
+                      assessable=rec["examples"] - rec["verdicts"].get("unassessable", 0),
+                      verdicts={v: rec["verdicts"].get(v, 0) for v in VERDICTS},
+                      contaminated={d: rec["contaminated"].get(d, 0) for d in definitions},
+                      mean_coverage=round(rec["coverage_sum"] / rec["examples"], 6) if rec["examples"] else 0.0)
+        for g, rec in sorted(acc.groups.items())}
     ngram = scan.aggregates["ngram"].to_dict()
-    measures: dict[str, Any] = {}
-    for m in scan.measures:
-        entry = {"title": m.title, "cost": m.cost, "estimate": m.estimate(scan.ctx), "available": True}
-        if m.name != "ngram":  # the n-gram aggregates stay at the top level (coverage, longest_match_...)
-            entry.update(scan.aggregates[m.name].to_dict())
-        measures[m.name] = entry
-    for name, why in scan.unavailable_measures.items():
-        measures[name] = {"available": False, "reason": why}
+    measures = {m.name: MeasureInfo(True, m.title, m.cost, m.estimate(scan.ctx), None,
+                                    # the n-gram aggregates stay at the top level (coverage, longest_...)
+                                    {} if m.name == "ngram" else scan.aggregates[m.name].to_dict())
+                for m in scan.measures}
+    measures.update({name: MeasureInfo(False, reason=why) for name, why in scan.unavailable_measures.items()})
     spec = reader.spec
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "probe", "version": _version()},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "dataset": {"path": _display_name(scan.dataset), "schema": schema.name, "mapping": schema.mapping,
-                    "id_field": schema.id_field, "group_field": schema.group_field,
-                    "records": stats.records, "skipped": stats.skipped,
-                    "skipped_reasons": dict(stats.skipped_reasons),
-                    "skipped_examples": list(stats.skipped_examples)},
-        "index": {"path": str(reader.root), "snapshot": reader.snapshot.number,
-                  "spec_fingerprint": spec.fingerprint(), "spec": spec.to_dict(),
-                  "approximate": spec.sample_mod > 1},
-        "config": {"thresholds": config.thresholds.to_dict(), "definitions": list(config.definitions),
-                   "target_field": config.target_field, "verify": config.verify,
-                   "measures": [m.name for m in scan.measures]},
-        "examples": acc.examples,
-        "assessable": assessable,
-        "unassessable": acc.verdicts.get("unassessable", 0),
-        "skipped": stats.skipped,
-        "verdicts": {v: acc.verdicts.get(v, 0) for v in VERDICTS},
-        "contaminated": {d: acc.contaminated.get(d, 0) for d in definitions},
-        "unavailable_definitions": {d: why for d, why in unavailable.items() if d in config.definitions},
-        "pattern_available": "pattern" in spec.views,
-        "coverage": ngram["coverage"],
-        "longest_match_histogram": ngram["longest_match_histogram"],
-        "measures": measures,
-        "groups": groups,
-        "lookups": ngram["lookups"],
-        "seconds": round(seconds, 3),
-    }
+    return ScanSummary(
+        tool={"name": "probe", "version": _version()},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        dataset=DatasetInfo(path=_display_name(scan.dataset), schema=schema.name, mapping=schema.mapping,
+                            id_field=schema.id_field, group_field=schema.group_field, records=stats.records,
+                            skipped=stats.skipped, skipped_reasons=dict(stats.skipped_reasons),
+                            skipped_examples=list(stats.skipped_examples)),
+        index=IndexInfo(path=str(reader.root), snapshot=reader.snapshot.number,
+                        spec_fingerprint=spec.fingerprint(), spec=spec.to_dict(), approximate=spec.sample_mod > 1),
+        config=ScanSettings(thresholds=config.thresholds.to_dict(), definitions=list(config.definitions),
+                            target_field=config.target_field, verify=config.verify,
+                            measures=[m.name for m in scan.measures]),
+        examples=acc.examples,
+        assessable=acc.examples - acc.verdicts.get("unassessable", 0),
+        unassessable=acc.verdicts.get("unassessable", 0),
+        skipped=stats.skipped,
+        verdicts={v: acc.verdicts.get(v, 0) for v in VERDICTS},
+        contaminated={d: acc.contaminated.get(d, 0) for d in definitions},
+        unavailable_definitions={d: why for d, why in unavailable.items() if d in config.definitions},
+        pattern_available="pattern" in spec.views,
+        coverage={k: CoverageStats(**v) for k, v in ngram["coverage"].items()},
+        longest_match_histogram=LongestHistogram(**ngram["longest_match_histogram"]),
+        measures=measures,
+        groups=groups,
+        lookups=ngram["lookups"],
+        seconds=round(seconds, 3),
+    )
 
 
 def _version() -> str:

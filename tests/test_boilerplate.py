@@ -69,7 +69,7 @@ def template_scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict],
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     res = scan_dataset(data, index, tmp / "scan")
     rows = pq.read_table(tmp / "scan" / "examples.parquet").to_pylist()
-    return rows, res.summary, control
+    return rows, res.summary.to_dict(), control
 
 
 def test_template_instances_are_not_contaminated_by_default(template_scan) -> None:

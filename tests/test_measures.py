@@ -28,6 +28,7 @@ from probe.measures import (
     unregister_measure,
 )
 from probe.scan import ScanConfig, scan_dataset
+from probe.scan_output import ScanSummary
 
 CORPUS = ["the quick brown fox jumps over the lazy dog while the farmer sleeps under the old oak tree",
           "a completely different document about sailing boats on a windy lake in the early morning"]
@@ -105,7 +106,8 @@ def test_a_registered_measure_adds_its_column_and_aggregate(world: dict[str, Pat
     whole = [r["instruction"] + "\n" + r["output"] for r in DATASET]
     assert table.column("toy_chars_whole").to_pylist() == [len(t) for t in whole]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary == result.summary
+    assert summary == result.summary.to_dict()
+    assert ScanSummary.from_dict(summary) == result.summary  # the typed summary round-trips
     assert summary["measures"]["toy_chars"] == {"title": "characters per example", "cost": "free",
                                                 "estimate": False, "available": True,
                                                 "total_chars": sum(map(len, whole)),
@@ -116,13 +118,13 @@ def test_a_registered_measure_adds_its_column_and_aggregate(world: dict[str, Pat
 def test_a_measure_off_by_default_is_not_computed(world: dict[str, Path], toy_measures: None) -> None:
     result = scan_dataset(world["dataset"], world["index"])
     assert "toy_chars_whole" not in result.examples.column_names
-    assert set(result.summary["measures"]) == {"ngram"}
+    assert set(result.summary.measures) == {"ngram"}
 
 
 def test_a_measure_whose_side_table_is_missing_is_unavailable_with_the_reason(
         world: dict[str, Path], toy_measures: None) -> None:
     result = scan_dataset(world["dataset"], world["index"], config=ScanConfig(measures=("toy_side",)))
-    entry = result.summary["measures"]["toy_side"]
+    entry = result.summary.to_dict()["measures"]["toy_side"]
     assert entry["available"] is False and "measures/toy_side/table.parquet" in entry["reason"]
     assert "toy_chars_whole" not in result.examples.column_names  # no column of zeros
 
@@ -153,8 +155,8 @@ def test_a_registered_definition_is_computed_and_counted(world: dict[str, Path],
     result = scan_dataset(world["dataset"], world["index"], tmp_path / "out")
     # row 0 shares 6 8-grams with the corpus; row 1 none; row 2 has no 8-gram at all (null, not clean)
     assert result.examples.column("contaminated_toy3").to_pylist() == [True, False, None]
-    assert result.summary["contaminated"]["toy3"] == 1
-    assert "toy3" in result.summary["config"]["definitions"]
+    assert result.summary.contaminated["toy3"] == 1
+    assert "toy3" in result.summary.config.definitions
 
 
 def test_a_definition_the_index_cannot_support_is_unavailable_not_zero(world: dict[str, Path]) -> None:
@@ -165,8 +167,8 @@ def test_a_definition_the_index_cannot_support_is_unavailable_not_zero(world: di
         result = scan_dataset(world["dataset"], world["index"])
     finally:
         unregister_definition("toy50")
-    assert "toy50" not in result.summary["contaminated"]
-    assert result.summary["unavailable_definitions"]["toy50"] == "needs n=50 in the index"
+    assert "toy50" not in result.summary.contaminated
+    assert result.summary.unavailable_definitions["toy50"] == "needs n=50 in the index"
     assert result.examples.column("contaminated_toy50").null_count == len(DATASET)
 
 

@@ -93,8 +93,8 @@ def scan(world: dict[str, Path], index: str = "wp", out: str | None = None, data
     out_dir = world["root"] / (out or f"out-{index}-{len(list(world['root'].iterdir()))}")
     result = scan_dataset(data or world["dataset"], world[index], out_dir, ScanConfig(**config))
     table = pq.read_table(out_dir / "examples.parquet")
-    assert json.loads((out_dir / "summary.json").read_text()) == result.summary
-    return result.summary, table.to_pylist(), table
+    assert json.loads((out_dir / "summary.json").read_text()) == result.summary.to_dict()
+    return result.summary.to_dict(), table.to_pylist(), table
 
 
 @pytest.fixture(scope="module")

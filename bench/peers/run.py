@@ -398,7 +398,7 @@ def child_probe_stages(index: str, dataset: str) -> dict[str, Any]:
         res = scan_dataset(dataset, index, tmp)
     t_scan = time.perf_counter() - t0
     return {"import_seconds": t_import, "index_load_seconds": t_load, "scan_seconds": t_scan,
-            "scan_summary_seconds": res.summary["seconds"], "lookups": res.summary["lookups"]}
+            "scan_summary_seconds": res.summary.seconds, "lookups": res.summary.lookups}
 
 
 CHILDREN = {"duckdb", "pyset", "ig_convert", "ig_query", "lmeval", "datatrove"}

@@ -152,21 +152,21 @@ def _legend(counts: dict[str, Any] | None = None) -> str:
 
 # ---------------------------------------------------------------------- sections
 def _header(m: ReportModel) -> str:
-    s, ds, ix = m.summary, m.summary["dataset"], m.summary["index"]
-    tool = s.get("tool", {})
+    s, ds, ix = m.summary, m.summary.dataset, m.summary.index
+    tool = s.tool
     return (f'<header><h1>probe report: <span class="id">{_e(m.dataset_name)}</span></h1>'
-            f'<div class="sub">{_e(ds.get("path"))} (schema {_e(ds.get("schema"))}) scanned against '
-            f'{_e(ix.get("path"))} snapshot {_e(ix.get("snapshot"))}, spec {_e(ix.get("spec_fingerprint"))}'
-            f' · {_e(s.get("created"))} · {_e(tool.get("name", "probe"))} {_e(tool.get("version"))}</div>'
+            f'<div class="sub">{_e(ds.path)} (schema {_e(ds.schema)}) scanned against '
+            f'{_e(ix.path)} snapshot {_e(ix.snapshot)}, spec {_e(ix.spec_fingerprint)}'
+            f' · {_e(s.created)} · {_e(tool.get("name", "probe"))} {_e(tool.get("version"))}</div>'
             '<nav><a href="#headline">summary</a>' + ('<a href="#gate">gate</a>' if m.gate else "")
             + '<a href="#coverage">coverage</a><a href="#longest">longest matches</a>'
-            + ('<a href="#groups">groups</a>' if s.get("groups") else "")
+            + ('<a href="#groups">groups</a>' if s.groups else "")
             + '<a href="#flagged">flagged</a><a href="#matched">other matches</a>'
             '<a href="#novel">teach explicitly</a><a href="#config">configuration</a></nav></header>')
 
 
 def _headline(m: ReportModel) -> str:
-    s, v = m.summary, m.summary["verdicts"]
+    s, v = m.summary, m.summary.verdicts
     a = m.assessable
     cont = m.contaminated_count
     mean = m.mean_coverage()
@@ -175,7 +175,7 @@ def _headline(m: ReportModel) -> str:
         return _pct(v.get(k, 0) / a) if a else "n/a"
 
     cards = [
-        ("", _num(s["examples"]), f'examples · {_num(a)} assessable'),
+        ("", _num(s.examples), f'examples · {_num(a)} assessable'),
         ("bad" if cont else "good", _num(cont), f'contaminated ({_e(m.definition)}) · {_pct(m.contaminated_share)}'),
         ("", _num(v.get("seen", 0)), f'seen · {share("seen")}'),
         ("", _num(v.get("partial", 0)), f'partial · {share("partial")}'),
@@ -184,28 +184,28 @@ def _headline(m: ReportModel) -> str:
     ]
     body = "".join(f'<div class="card {c}"><div class="v">{val}</div><div class="k">{k}</div></div>'
                    for c, val, k in cards)
-    th = s["config"].get("thresholds", {})
+    th = s.config.thresholds
     lead = (f'<b>{_num(cont)}</b> of {_num(a)} assessable examples ({_pct(m.contaminated_share)}) are '
             f'contaminated under the <b>{_e(m.definition)}</b> definition. '
             f'<b>{_num(v.get("seen", 0))}</b> are <i>seen</i> (≥ {_pct(th.get("seen"))} of tokens covered by the '
             f'corpus), {_num(v.get("partial", 0))} <i>partial</i> (≥ {_pct(th.get("partial"))}), and '
             f'<b>{_num(v.get("novel", 0))}</b> <i>novel</i>: the corpus does not cover them, so fine-tuning must '
             f'teach them explicitly.')
-    if s.get("unassessable"):
-        lead += (f' {_num(s["unassessable"])} example(s) are too short to assess (fewer than {m.nmin} tokens) '
+    if s.unassessable:
+        lead += (f' {_num(s.unassessable)} example(s) are too short to assess (fewer than {m.nmin} tokens) '
                  'and are never counted as clean.')
-    if s.get("skipped"):
-        lead += f' {_num(s["skipped"])} record(s) had no text and were skipped.'
+    if s.skipped:
+        lead += f' {_num(s.skipped)} record(s) had no text and were skipped.'
     warn = ""
-    if s["index"].get("approximate"):
+    if s.index.approximate:
         warn = ('<p class="warn">The index is sampled (sample_mod '
-                f'{_e(s["index"].get("spec", {}).get("sample_mod"))}): coverages are estimates.</p>')
+                f'{_e(s.index.sample_mod)}): coverages are estimates.</p>')
     verdict_bar = _stack([(k, int(v.get(k, 0))) for k in ("seen", "partial", "novel", "unassessable")], 520)
     cont_rows = "".join(
         f'<tr><td>{_e(d)}{" ◀" if d == m.definition else ""}</td><td class="n">{_num(c)}</td>'
-        f'<td class="n">{_pct(c / a if a else 0)}</td></tr>' for d, c in s["contaminated"].items())
+        f'<td class="n">{_pct(c / a if a else 0)}</td></tr>' for d, c in s.contaminated.items())
     unavailable = "".join(f'<p class="muted small">{_e(d)}: unavailable ({_e(why)})</p>'
-                          for d, why in s.get("unavailable_definitions", {}).items())
+                          for d, why in s.unavailable_definitions.items())
     return (f'<section id="headline"><div class="cards">{body}</div><p class="lead">{lead}</p>{warn}'
             f'<h3 id="verdicts">Verdicts</h3>{verdict_bar}{_legend(v)}'
             f'<h3>Contaminated examples per definition</h3><table><tr><th>definition</th><th class="n">examples'
@@ -247,7 +247,7 @@ def _id_list(ids: list[str], total: int) -> str:
 
 
 def _coverage(m: ReportModel) -> str:
-    cov = m.summary["coverage"]
+    cov = m.summary.coverage
     ticks = [f"{5 * i}%" for i in range(19)] + ["100%"]
     charts = []
     for f in SCAN_FIELDS:
@@ -255,14 +255,14 @@ def _coverage(m: ReportModel) -> str:
             rec = cov.get(f"{f}.{view}")
             if rec is None:
                 continue
-            hist = [int(x) for x in rec["histogram"]]
+            hist = [int(x) for x in rec.histogram]
             covered = sum(hist[1:])
             svg = _bars_svg(hist, [f"{5 * i}–{5 * i + 5} % covered" for i in range(20)],
                             "#2e86de" if view == "surface" else "#8e44ad", label_every=4, ticks=ticks)
             charts.append(f'<div class="chart"><div class="t">{f} · {view}</div>{svg}'
-                          f'<div class="small muted">{_num(rec["examples"])} examples · mean {_pct(rec["mean"])} · '
+                          f'<div class="small muted">{_num(rec.examples)} examples · mean {_pct(rec.mean)} · '
                           f'{_num(covered)} with ≥ 5 % of tokens covered</div></div>')
-    note = "" if m.summary.get("pattern_available") else (
+    note = "" if m.summary.pattern_available else (
         '<p class="muted small">Pattern view unavailable: the index was built without <code>--views '
         'surface,pattern</code> (pattern coverage is unknown, not zero).</p>')
     return (f'<section id="coverage"><h2>Token coverage per field</h2><p class="muted small">Share of each field\'s '
@@ -271,8 +271,8 @@ def _coverage(m: ReportModel) -> str:
 
 
 def _longest(m: ReportModel) -> str:
-    h = m.summary["longest_match_histogram"]
-    counts = [int(c) for c in h.get("counts", [])]
+    h = m.summary.longest_match_histogram
+    counts = [int(c) for c in h.counts]
     labels = list(_LONGEST_LABELS[: len(counts)])
     svg = _bars_svg(counts, labels, "#c0392b", width=520, height=130, value_labels=True)
     return (f'<section id="longest"><h2>Longest matched span ({_e(m.target_field)})</h2><p class="muted small">'
@@ -284,14 +284,14 @@ def _groups(m: ReportModel) -> str:
     groups = m.groups_by_coverage()
     if not groups:
         return ""
-    field_name = m.summary["dataset"].get("group_field") or "group"
+    field_name = m.summary.dataset.group_field or "group"
     rows = []
     for g, rec in groups[:_GROUPS_SHOWN]:
-        v = rec.get("verdicts", {})
+        v = rec.verdicts
         bar = _stack([(k, int(v.get(k, 0))) for k in ("seen", "partial", "novel", "unassessable")], 220)
-        cont = int(rec.get("contaminated", {}).get(m.definition, 0))
-        rows.append(f'<tr><td class="id">{_e(truncate(g, 80))}</td><td class="n">{_num(rec["examples"])}</td>'
-                    f'<td class="n">{_pct(rec.get("mean_coverage"))}</td><td>{bar}</td>'
+        cont = int(rec.contaminated.get(m.definition, 0))
+        rows.append(f'<tr><td class="id">{_e(truncate(g, 80))}</td><td class="n">{_num(rec.examples)}</td>'
+                    f'<td class="n">{_pct(rec.mean_coverage)}</td><td>{bar}</td>'
                     f'<td class="n">{_num(v.get("seen", 0))}</td><td class="n">{_num(v.get("partial", 0))}</td>'
                     f'<td class="n">{_num(v.get("novel", 0))}</td>'
                     f'<td class="n{" fail" if cont else ""}">{_num(cont)}</td></tr>')
@@ -389,19 +389,19 @@ def _ranges_text(m: ReportModel) -> str:
 def _novel(m: ReportModel) -> str:
     s = m.summary
     head = (f'<section id="novel"><h2>Teach explicitly: {_num(m.novel_total)} novel examples</h2>'
-            f'<p class="muted small">Less than {_pct(s["config"].get("thresholds", {}).get("partial"))} of '
+            f'<p class="muted small">Less than {_pct(s.config.thresholds.get("partial"))} of '
             f'their tokens are covered by the corpus: the model has not seen this material in pretraining.</p>')
     if not m.novel:
         return head + "<p>None.</p></section>"
     body = ""
-    groups = [(g, rec) for g, rec in s.get("groups", {}).items() if rec.get("verdicts", {}).get("novel")]
+    groups = [(g, rec) for g, rec in s.groups.items() if rec.verdicts.get("novel")]
     if groups:
-        groups.sort(key=lambda kv: (-kv[1]["verdicts"]["novel"] / max(1, kv[1]["examples"]),
-                                    -kv[1]["verdicts"]["novel"], kv[0]))
-        rows = "".join(f'<tr><td class="id">{_e(truncate(g, 80))}</td><td class="n">{_num(rec["verdicts"]["novel"])}'
-                       f'</td><td class="n">{_pct(rec["verdicts"]["novel"] / max(1, rec["examples"]))}</td></tr>'
+        groups.sort(key=lambda kv: (-kv[1].verdicts["novel"] / max(1, kv[1].examples),
+                                    -kv[1].verdicts["novel"], kv[0]))
+        rows = "".join(f'<tr><td class="id">{_e(truncate(g, 80))}</td><td class="n">{_num(rec.verdicts["novel"])}'
+                       f'</td><td class="n">{_pct(rec.verdicts["novel"] / max(1, rec.examples))}</td></tr>'
                        for g, rec in groups[:_GROUPS_SHOWN])
-        name = _e(s["dataset"].get("group_field") or "group")
+        name = _e(s.dataset.group_field or "group")
         body += (f'<h3>Most novel per {name}</h3><table><tr><th>{name}</th><th class="n">novel</th>'
                  f'<th class="n">share of the {name}</th></tr>{rows}</table>')
     if any(i.texts for i in m.novel):
@@ -411,7 +411,7 @@ def _novel(m: ReportModel) -> str:
             f'{_e(truncate(" / ".join(t for t in i.texts.values()), 300))}</td></tr>' for i in m.novel)
         body += (f'<h3>Examples</h3><table><tr><th>id</th><th>group</th><th class="n">tokens</th><th>text</th></tr>'
                  f'{rows}</table>')
-    elif not s["dataset"].get("id_field") and m.novel_ranges:
+    elif not s.dataset.id_field and m.novel_ranges:
         # ids are record numbers: runs say it in a line ("1–134, 137–243, ...") where chips would fill a page
         body += (f'<h3>Records (1-based line/row numbers in the dataset)</h3>'
                  f'<p class="ids">{_e(_ranges_text(m))}</p>')
@@ -436,34 +436,34 @@ def _novel(m: ReportModel) -> str:
 
 def _config(m: ReportModel) -> str:
     s = m.summary
-    ds, ix, cfg = s["dataset"], s["index"], s["config"]
+    ds, ix, cfg = s.dataset, s.index, s.config
 
     def kv(rows: list[tuple[str, Any]]) -> str:
         return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
-    mapping = "<br>".join(f"{_e(k)} ← {_e(v)}" for k, v in (ds.get("mapping") or {}).items())
-    skipped = "<br>".join(f"{_e(k)}: {_num(v)}" for k, v in (ds.get("skipped_reasons") or {}).items())
-    skipped_ex = "<br>".join(_e(truncate(str(x), 200)) for x in (ds.get("skipped_examples") or [])[:10])
-    spec = ix.get("spec", {})
+    mapping = "<br>".join(f"{_e(k)} ← {_e(v)}" for k, v in (ds.mapping or {}).items())
+    skipped = "<br>".join(f"{_e(k)}: {_num(v)}" for k, v in (ds.skipped_reasons or {}).items())
+    skipped_ex = "<br>".join(_e(truncate(str(x), 200)) for x in (ds.skipped_examples or [])[:10])
+    spec = ix.spec
     spec_s = " · ".join(f"{_e(k)}={_e(v if not isinstance(v, list) else ','.join(map(str, v)))}"
                         for k, v in spec.items() if v is not None)
-    thresholds = " · ".join(f"{_e(k)}={_e(v)}" for k, v in cfg.get("thresholds", {}).items())
+    thresholds = " · ".join(f"{_e(k)}={_e(v)}" for k, v in cfg.thresholds.items())
     return ("<section id=\"config\"><h2>Configuration</h2><h3>Dataset</h3>" + kv([
-        ("path", _e(ds.get("path"))), ("schema", _e(ds.get("schema"))), ("fields", mapping or "—"),
-        ("id field", _e(ds.get("id_field") or "— (record number)")), ("group field", _e(ds.get("group_field") or "—")),
-        ("records", _num(ds.get("records", 0))), ("skipped", f"{_num(ds.get('skipped', 0))}"
+        ("path", _e(ds.path)), ("schema", _e(ds.schema)), ("fields", mapping or "—"),
+        ("id field", _e(ds.id_field or "— (record number)")), ("group field", _e(ds.group_field or "—")),
+        ("records", _num(ds.records)), ("skipped", f"{_num(ds.skipped)}"
                                                              + (f"<br>{skipped}" if skipped else "")),
         ("skipped (first)", skipped_ex or "—"),
     ]) + "<h3>Index</h3>" + kv([
-        ("path", _e(ix.get("path"))), ("snapshot", _e(ix.get("snapshot"))),
-        ("spec fingerprint", _e(ix.get("spec_fingerprint"))), ("spec", spec_s),
-        ("approximate", "yes (sampled)" if ix.get("approximate") else "no (exact)"),
+        ("path", _e(ix.path)), ("snapshot", _e(ix.snapshot)),
+        ("spec fingerprint", _e(ix.spec_fingerprint)), ("spec", spec_s),
+        ("approximate", "yes (sampled)" if ix.approximate else "no (exact)"),
     ]) + "<h3>Scan</h3>" + kv([
-        ("definitions", _e(", ".join(cfg.get("definitions", [])))), ("report definition", _e(m.definition)),
-        ("target field", _e(cfg.get("target_field"))), ("verify", _e(cfg.get("verify"))),
-        ("thresholds", thresholds), ("lookups", _num(s.get("lookups", 0))),
-        ("seconds", _e(s.get("seconds"))), ("created", _e(s.get("created"))),
-        ("tool", _e(f'{s.get("tool", {}).get("name", "probe")} {s.get("tool", {}).get("version", "")}')),
+        ("definitions", _e(", ".join(cfg.definitions))), ("report definition", _e(m.definition)),
+        ("target field", _e(cfg.target_field)), ("verify", _e(cfg.verify)),
+        ("thresholds", thresholds), ("lookups", _num(s.lookups)),
+        ("seconds", _e(s.seconds)), ("created", _e(s.created)),
+        ("tool", _e(f'{s.tool.get("name", "probe")} {s.tool.get("version", "")}')),
     ]) + "</section>")
 
 

@@ -40,21 +40,21 @@ def _v(text: Any, limit: int = 500) -> str:
 def _suite_attrs(m: ReportModel, tests: int, failures: int, skipped: int) -> dict[str, str]:
     s = m.summary
     return {"name": _v(f"probe: {m.dataset_name}", 200), "tests": str(tests), "failures": str(failures),
-            "errors": "0", "skipped": str(skipped), "time": f"{float(s.get('seconds') or 0):.3f}",
-            "timestamp": _v(s.get("created") or "", 40), "hostname": "probe"}
+            "errors": "0", "skipped": str(skipped), "time": f"{float(s.seconds or 0):.3f}",
+            "timestamp": _v(s.created or "", 40), "hostname": "probe"}
 
 
 def _properties(m: ReportModel) -> ET.Element:
     s = m.summary
     props = ET.Element("properties")
-    items = [("dataset.path", s["dataset"].get("path")), ("dataset.schema", s["dataset"].get("schema")),
-             ("index.path", s["index"].get("path")), ("index.snapshot", s["index"].get("snapshot")),
-             ("index.spec_fingerprint", s["index"].get("spec_fingerprint")),
-             ("index.approximate", s["index"].get("approximate")), ("definition", m.definition),
-             ("target_field", s["config"].get("target_field")), ("examples", s.get("examples")),
-             ("assessable", s.get("assessable")), ("contaminated", m.contaminated_count),
-             ("tool.version", s.get("tool", {}).get("version"))]
-    items += [(f"threshold.{k}", v) for k, v in s["config"].get("thresholds", {}).items()]
+    items = [("dataset.path", s.dataset.path), ("dataset.schema", s.dataset.schema),
+             ("index.path", s.index.path), ("index.snapshot", s.index.snapshot),
+             ("index.spec_fingerprint", s.index.spec_fingerprint),
+             ("index.approximate", s.index.approximate), ("definition", m.definition),
+             ("target_field", s.config.target_field), ("examples", s.examples),
+             ("assessable", s.assessable), ("contaminated", m.contaminated_count),
+             ("tool.version", s.tool.get("version"))]
+    items += [(f"threshold.{k}", v) for k, v in s.config.thresholds.items()]
     for name, value in items:
         ET.SubElement(props, "property", {"name": name, "value": _v(value, 300)})
     return props
@@ -80,7 +80,7 @@ def _group_stats(m: ReportModel) -> dict[str | None, dict[str, Any]]:
     pf = pq.ParquetFile(m.report_dir / EXAMPLES_NAME)
     names = set(pf.schema_arrow.names)
     cols = ["id", "row", f"contaminated_{m.definition}", f"{target}_longest_match_tokens"]
-    grouped = bool(m.summary.get("groups")) and "group" in names
+    grouped = bool(m.summary.groups) and "group" in names
     if grouped:
         cols.append("group")
     out: dict[str | None, dict[str, Any]] = {}
@@ -109,17 +109,17 @@ def _group_cases(m: ReportModel) -> tuple[list[ET.Element], int, int]:
     stats = _group_stats(m)
     classname = _v(f"probe.{m.dataset_name}", 200)
     cases, failures, skipped = [], 0, 0
-    groups = m.summary.get("groups") or {}
-    field = m.summary["dataset"].get("group_field") or "group"
-    items: list[tuple[str | None, dict[str, Any]]]
+    groups = m.summary.groups
+    field = m.summary.dataset.group_field or "group"
+    items: list[tuple[str | None, int, int]]  # (group, examples, assessable)
     if groups:
-        items = sorted(groups.items())
-        rest = int(m.summary["examples"]) - sum(int(r["examples"]) for r in groups.values())
+        items = [(g, rec.examples, rec.assessable) for g, rec in sorted(groups.items())]
+        rest = m.summary.examples - sum(r.examples for r in groups.values())
         if rest > 0 or None in stats:  # examples whose group value is null
-            items.append((None, {"examples": max(rest, 1), "assessable": max(rest, 1)}))
+            items.append((None, max(rest, 1), max(rest, 1)))
     else:
-        items = [(None, {"examples": m.summary["examples"], "assessable": m.assessable})]
-    for g, rec in items:
+        items = [(None, m.summary.examples, m.assessable)]
+    for g, examples, assessable in items:
         name = f"{field}={g}" if g is not None else (f"{field} missing" if groups else "all examples")
         case = ET.Element("testcase", {"classname": classname, "name": _v(name, 200), "time": "0"})
         hit = stats.get(g, {"ids": [], "count": 0})
@@ -127,9 +127,9 @@ def _group_cases(m: ReportModel) -> tuple[list[ET.Element], int, int]:
             failures += 1
             failure = ET.SubElement(case, "failure", {
                 "type": "contaminated",
-                "message": f"{hit['count']:,} of {int(rec['examples']):,} examples contaminated ({m.definition})"})
+                "message": f"{hit['count']:,} of {examples:,} examples contaminated ({m.definition})"})
             failure.text = _failure_text(hit["ids"], hit["count"])
-        elif not int(rec.get("assessable", 0)):
+        elif not assessable:
             skipped += 1
             ET.SubElement(case, "skipped", {"message": "no assessable example (all shorter than n tokens)"})
         cases.append(case)
@@ -142,9 +142,9 @@ def render_junit(model: ReportModel, out: IO[bytes], per_example: bool = False) 
     gate_cases = _gate_cases(m)
     gate_failures = sum(1 for c in gate_cases if c.find("failure") is not None)
     if per_example:
-        tests = int(m.summary["examples"]) + len(gate_cases)
+        tests = int(m.summary.examples) + len(gate_cases)
         failures = m.flagged_total + gate_failures
-        skipped = int(m.summary.get("unassessable", 0))
+        skipped = int(m.summary.unassessable)
         cases: list[ET.Element] = []
     else:
         cases, failures, skipped = _group_cases(m)

@@ -71,7 +71,7 @@ def _more(total: int, shown: int) -> list[str]:
 
 
 def _headline(m: ReportModel) -> list[str]:
-    s, v = m.summary, m.summary["verdicts"]
+    s, v = m.summary, m.summary.verdicts
     gate = m.gate
     status = ""
     if gate is not None:
@@ -80,13 +80,13 @@ def _headline(m: ReportModel) -> list[str]:
     line = (f"**{m.contaminated_count:,}** of {m.assessable:,} assessable examples ({_pct(m.contaminated_share)}) "
             f"contaminated ({md_text(m.definition)}) · **{v.get('seen', 0):,}** seen · {v.get('partial', 0):,} "
             f"partial · **{v.get('novel', 0):,}** novel (teach explicitly)")
-    if s.get("unassessable"):
-        line += f" · {s['unassessable']:,} unassessable"
-    if s.get("skipped"):
-        line += f" · {s['skipped']:,} skipped"
+    if s.unassessable:
+        line += f" · {s.unassessable:,} unassessable"
+    if s.skipped:
+        line += f" · {s.skipped:,} skipped"
     line += f" · mean coverage {_pct(m.mean_coverage())}"
     lines += [line, ""]
-    if s["index"].get("approximate"):
+    if s.index.approximate:
         lines += ["> **Note** the index is sampled: coverages are estimates.", ""]
     return lines
 
@@ -121,29 +121,29 @@ def _gate(m: ReportModel, id_limit: int) -> list[str]:
 def _overview(m: ReportModel) -> list[str]:
     s = m.summary
     a = m.assessable
-    v = s["verdicts"]
+    v = s.verdicts
     lines = ["### Verdicts", ""]
     lines += _table(["seen", "partial", "novel (teach)", "unassessable"], ["r"] * 4,
-                    [[f"{v.get(k, 0):,} ({_pct(v.get(k, 0) / s['examples'] if s['examples'] else 0)})"
+                    [[f"{v.get(k, 0):,} ({_pct(v.get(k, 0) / s.examples if s.examples else 0)})"
                       for k in ("seen", "partial", "novel", "unassessable")]])
     lines += ["", "### Contaminated per definition", ""]
     rows = [[md_text(d) + (" ◀" if d == m.definition else ""), f"{c:,}", _pct(c / a if a else 0)]
-            for d, c in s["contaminated"].items()]
-    rows += [[md_text(d), "unavailable", md_text(why, 100)] for d, why in s.get("unavailable_definitions", {}).items()]
+            for d, c in s.contaminated.items()]
+    rows += [[md_text(d), "unavailable", md_text(why, 100)] for d, why in s.unavailable_definitions.items()]
     lines += _table(["definition", "examples", "share"], ["l", "r", "r"], rows)
     lines += ["", f"### Token coverage per field (n = {m.nmin})", ""]
     rows = []
     for f in SCAN_FIELDS:
         for view in ("surface", "pattern"):
-            rec = s["coverage"].get(f"{f}.{view}")
+            rec = s.coverage.get(f"{f}.{view}")
             if rec is not None:
-                rows.append([f, view, f"{rec['examples']:,}", _pct(rec["mean"]),
-                             f"`{_spark([int(x) for x in rec['histogram']])}`"])
+                rows.append([f, view, f"{rec.examples:,}", _pct(rec.mean),
+                             f"`{_spark([int(x) for x in rec.histogram])}`"])
     lines += _table(["field", "view", "examples", "mean", "histogram 0 → 100 %"], ["l", "l", "r", "r", "l"], rows)
-    if not s.get("pattern_available"):
+    if not s.pattern_available:
         lines += ["", "_Pattern view unavailable for this index (unknown, not zero)._"]
-    h = s["longest_match_histogram"]
-    counts = [int(c) for c in h.get("counts", [])]
+    h = s.longest_match_histogram
+    counts = [int(c) for c in h.counts]
     lines += ["", f"### Longest matched span ({m.target_field}, tokens)", ""]
     lines += _table(list(_LONGEST_LABELS[: len(counts)]), ["r"] * len(counts), [[f"{c:,}" for c in counts]])
     return [*lines, ""]
@@ -153,14 +153,14 @@ def _groups(m: ReportModel, limit: int) -> list[str]:
     groups = m.groups_by_coverage()
     if not groups or limit <= 0:
         return []
-    name = md_text(m.summary["dataset"].get("group_field") or "group", 40)
+    name = md_text(m.summary.dataset.group_field or "group", 40)
     lines = [f"### Per {name} (by mean coverage)", ""]
     rows = []
     for g, rec in groups[:limit]:
-        v = rec.get("verdicts", {})
-        rows.append([md_text(g, 60), f"{rec['examples']:,}", _pct(rec.get("mean_coverage")), f"{v.get('seen', 0):,}",
+        v = rec.verdicts
+        rows.append([md_text(g, 60), f"{rec.examples:,}", _pct(rec.mean_coverage), f"{v.get('seen', 0):,}",
                      f"{v.get('partial', 0):,}", f"{v.get('novel', 0):,}",
-                     f"{rec.get('contaminated', {}).get(m.definition, 0):,}"])
+                     f"{rec.contaminated.get(m.definition, 0):,}"])
     lines += _table([name, "examples", "mean coverage", "seen", "partial", "novel", "contaminated"],
                     ["l"] + ["r"] * 6, rows)
     return lines + _more(len(groups), min(limit, len(groups)))
@@ -193,19 +193,19 @@ def _novel(m: ReportModel, limit: int) -> list[str]:
     if not m.novel:
         return [*lines, "None.", ""]
     s = m.summary
-    groups = [(g, rec) for g, rec in s.get("groups", {}).items() if rec.get("verdicts", {}).get("novel")]
+    groups = [(g, rec) for g, rec in s.groups.items() if rec.verdicts.get("novel")]
     if groups and limit > 0:
-        groups.sort(key=lambda kv: (-kv[1]["verdicts"]["novel"] / max(1, kv[1]["examples"]),
-                                    -kv[1]["verdicts"]["novel"], kv[0]))
-        name = md_text(s["dataset"].get("group_field") or "group", 40)
+        groups.sort(key=lambda kv: (-kv[1].verdicts["novel"] / max(1, kv[1].examples),
+                                    -kv[1].verdicts["novel"], kv[0]))
+        name = md_text(s.dataset.group_field or "group", 40)
         shown_groups = groups[: max(5, limit // 6)]
         lines += _table([name, "novel", "share"], ["l", "r", "r"],
-                        [[md_text(g, 60), f"{rec['verdicts']['novel']:,}",
-                          _pct(rec["verdicts"]["novel"] / max(1, rec["examples"]))] for g, rec in shown_groups])
+                        [[md_text(g, 60), f"{rec.verdicts['novel']:,}",
+                          _pct(rec.verdicts["novel"] / max(1, rec.examples))] for g, rec in shown_groups])
         lines += _more(len(groups), len(shown_groups))
     if limit <= 0:
         lines.append("See report.html or examples.parquet (`verdict = 'novel'`).")
-    elif not s["dataset"].get("id_field") and m.novel_ranges:
+    elif not s.dataset.id_field and m.novel_ranges:
         runs = [f"{a:,}" if a == b else f"{a:,}–{b:,}" for a, b in m.novel_ranges]
         cut = runs[: limit]
         more = ", …" if len(runs) > len(cut) or m.novel_ranges_truncated else ""
@@ -219,20 +219,20 @@ def _novel(m: ReportModel, limit: int) -> list[str]:
 
 def _config(m: ReportModel) -> list[str]:
     s = m.summary
-    ix, ds, cfg = s["index"], s["dataset"], s["config"]
-    spec = ix.get("spec", {})
-    th = cfg.get("thresholds", {})
+    ix, ds, cfg = s.index, s.dataset, s.config
+    spec = ix.spec
+    th = cfg.thresholds
     ns = ",".join(str(n) for n in spec.get("ns", []))
     return [
         "---",
         "",
-        f"Dataset {md_text(ds.get('path'), 200)} (schema {md_text(ds.get('schema'))}, {ds.get('records', 0):,} "
-        f"records) · index {md_text(ix.get('path'), 200)} snapshot {md_text(ix.get('snapshot'))} spec "
-        f"{md_text(ix.get('spec_fingerprint'))} ({md_text(spec.get('tokenizer'))}, n={ns}, "
-        f"views={md_text(','.join(spec.get('views', [])))}) · target field {md_text(cfg.get('target_field'))} · "
+        f"Dataset {md_text(ds.path, 200)} (schema {md_text(ds.schema)}, {ds.records:,} "
+        f"records) · index {md_text(ix.path, 200)} snapshot {md_text(ix.snapshot)} spec "
+        f"{md_text(ix.spec_fingerprint)} ({md_text(spec.get('tokenizer'))}, n={ns}, "
+        f"views={md_text(','.join(spec.get('views', [])))}) · target field {md_text(cfg.target_field)} · "
         f"thresholds " + ", ".join(f"{md_text(k)}={md_text(v)}" for k, v in th.items())
-        + f" · {md_text(s.get('tool', {}).get('name', 'probe'))} {md_text(s.get('tool', {}).get('version'))}"
-        f" · {md_text(s.get('created'))}",
+        + f" · {md_text(s.tool.get('name', 'probe'))} {md_text(s.tool.get('version'))}"
+        f" · {md_text(s.created)}",
         "",
     ]
 

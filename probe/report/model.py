@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import ConfigError, InputError
+from probe.scan_output import SCAN_FIELDS, SCHEMA_VERSION, TEXT_FIELDS, VERDICTS, GroupStats, ScanSummary
 
-SCHEMA_VERSION = 1
-SCAN_FIELDS = ("instruction", "input", "response", "whole")
-TEXT_FIELDS = ("instruction", "input", "response")
-VERDICTS = ("seen", "partial", "novel", "unassessable")
+__all__ = ["SCAN_FIELDS", "SCHEMA_VERSION", "TEXT_FIELDS", "VERDICTS", "ExampleItem", "FieldMatch", "Provenance",
+           "ReportModel", "check_definition", "load_report", "read_summary", "run_key"]
+
 SUMMARY_NAME = "summary.json"
 EXAMPLES_NAME = "examples.parquet"
 GATE_NAME = "gate.json"
@@ -31,9 +31,6 @@ TOP_FLAGGED = 50
 TOP_MATCHED = 20
 NOVEL_LIMIT = 200
 NOVEL_RANGES = 300
-_REQUIRED_SUMMARY_KEYS = ("schema_version", "dataset", "index", "config", "examples", "assessable",
-                          "unassessable", "skipped", "verdicts", "contaminated", "coverage",
-                          "longest_match_histogram", "groups")
 _BATCH_ROWS = 65_536
 
 
@@ -87,7 +84,7 @@ class ReportModel:
     """Everything the renderers need, bounded in size."""
 
     report_dir: Path
-    summary: dict[str, Any]
+    summary: ScanSummary
     definition: str
     target_field: str
     nmin: int
@@ -105,39 +102,39 @@ class ReportModel:
     # ------------------------------------------------------------------ derived numbers
     @property
     def dataset_name(self) -> str:
-        return Path(str(self.summary["dataset"].get("path", "dataset"))).name or "dataset"
+        return Path(self.summary.dataset.path or "dataset").name or "dataset"
 
     @property
     def contaminated_count(self) -> int:
-        return int(self.summary["contaminated"].get(self.definition, 0))
+        return self.summary.contaminated.get(self.definition, 0)
 
     @property
     def assessable(self) -> int:
-        return int(self.summary["assessable"])
+        return self.summary.assessable
 
     @property
     def contaminated_share(self) -> float:
         return self.contaminated_count / self.assessable if self.assessable else 0.0
 
     def mean_coverage(self, view: str = "surface") -> float | None:
-        rec = self.summary["coverage"].get(f"{self.target_field}.{view}")
-        return None if rec is None else float(rec["mean"])
+        rec = self.summary.coverage.get(f"{self.target_field}.{view}")
+        return None if rec is None else rec.mean
 
-    def groups_by_coverage(self) -> list[tuple[str, dict[str, Any]]]:
+    def groups_by_coverage(self) -> list[tuple[str, GroupStats]]:
         """Groups, highest mean coverage first (ties: most contaminated, then name)."""
-        items = list(self.summary.get("groups", {}).items())
-        return sorted(items, key=lambda kv: (-float(kv[1].get("mean_coverage", 0.0)),
-                                             -int(kv[1].get("contaminated", {}).get(self.definition, 0)),
-                                             kv[0]))
+        return sorted(self.summary.groups.items(), key=lambda kv: (-kv[1].mean_coverage,
+                                                                   -kv[1].contaminated.get(self.definition, 0),
+                                                                   kv[0]))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["report_dir"] = str(self.report_dir)
+        out["summary"] = self.summary.to_dict()
         return out
 
 
 # ---------------------------------------------------------------------- loading
-def read_summary(path: str | Path) -> dict[str, Any]:
+def read_summary(path: str | Path) -> ScanSummary:
     """Read and validate a summary.json (schema_version 1); InputError otherwise."""
     path = Path(path)
     try:
@@ -150,32 +147,23 @@ def read_summary(path: str | Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(str(path), f"not valid JSON ({e.msg})", f"line {e.lineno}") from e
-    if not isinstance(data, dict):
-        raise InputError(str(path), "expected a JSON object")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise InputError(str(path), f"unsupported schema_version {version!r}; this probe reads "
-                                    f"schema_version {SCHEMA_VERSION} (re-run `probe scan` with this probe)")
-    missing = [k for k in _REQUIRED_SUMMARY_KEYS if k not in data]
-    if missing:
-        raise InputError(str(path), f"missing key(s) {', '.join(missing)}; not a probe scan summary")
-    return data
+    return ScanSummary.from_dict(data, str(path))
 
 
-def check_definition(summary: dict[str, Any], definition: str) -> None:
+def check_definition(summary: ScanSummary, definition: str) -> None:
     """ConfigError unless the scan computed ``definition``."""
-    if definition in summary["contaminated"]:
+    if definition in summary.contaminated:
         return
-    why = summary.get("unavailable_definitions", {}).get(definition)
+    why = summary.unavailable_definitions.get(definition)
     if why:
         raise ConfigError(f"definition {definition!r} is unavailable for this index: {why}")
-    available = ", ".join(summary["contaminated"]) or "none"
+    available = ", ".join(summary.contaminated) or "none"
     raise ConfigError(f"definition {definition!r} was not computed by this scan; available: {available}")
 
 
-def run_key(summary: dict[str, Any]) -> list[Any]:
+def run_key(summary: ScanSummary) -> list[Any]:
     """Identifies one scan run (gate.json is only shown with the scan it judged)."""
-    return [summary.get("created"), summary.get("seconds"), summary.get("examples"), summary.get("lookups")]
+    return [summary.created, summary.seconds, summary.examples, summary.lookups]
 
 
 def load_report(report_dir: str | Path, definition: str = "default", top_flagged: int = TOP_FLAGGED,
@@ -186,11 +174,8 @@ def load_report(report_dir: str | Path, definition: str = "default", top_flagged
         raise InputError(str(report_dir), "not a report directory (expected summary.json and examples.parquet)")
     summary = read_summary(report_dir / SUMMARY_NAME)
     check_definition(summary, definition)
-    target = str(summary["config"].get("target_field", "whole"))
-    if target not in SCAN_FIELDS:
-        raise InputError(str(report_dir / SUMMARY_NAME), f"unknown target_field {target!r}")
-    ns = summary["index"].get("spec", {}).get("ns") or [0]
-    nmin = int(min(ns))
+    target = summary.target_field
+    nmin = summary.nmin
     pf, names = _open_examples(report_dir / EXAMPLES_NAME)
     needed = ["id", "row", "verdict", "coverage", f"contaminated_{definition}", f"{target}_longest_match_tokens"]
     missing = [c for c in needed if c not in names]
@@ -356,7 +341,7 @@ def _item(rec: dict[str, Any], definition: str, target: str, nmin: int) -> Examp
         provenance=prov, joint_same_doc=rec.get("joint_same_doc"), texts=texts)
 
 
-def _read_gate(report_dir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
+def _read_gate(report_dir: Path, summary: ScanSummary) -> dict[str, Any] | None:
     """gate.json written by `probe check` for *this* scan run, else None."""
     path = report_dir / GATE_NAME
     if not path.is_file():

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from probe.scan_output import ScanSummary
+
 
 def safe_text(text: str | None, limit: int = 120) -> str:
     """Escape control characters (repr-style) and defuse ``::`` workflow commands."""
@@ -112,41 +114,40 @@ def render_lookup(result: dict[str, Any], console: Console | None = None) -> Non
     console.print(table)
 
 
-def render_scan_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    """The scan's headline numbers: verdicts, contamination per definition, groups."""
+def render_scan_summary(summary: ScanSummary, console: Console | None = None, definition: str = "default") -> None:
+    """The scan's headline numbers: verdicts, contamination per definition, groups (counted by ``definition``)."""
     console = console or make_console()
-    ds, ix = summary["dataset"], summary["index"]
-    console.print(f"[bold]scan[/] {safe_text(ds['path'], 200)}  schema {ds['schema']}  "
-                  f"against {safe_text(ix['path'], 200)} snapshot {ix['snapshot']} (spec {ix['spec_fingerprint']})")
-    if ix.get("approximate"):
-        console.print(f"[yellow]sampled index (sample_mod {ix['spec']['sample_mod']}): coverages are estimates[/]")
-    console.print(f"examples {summary['examples']:,}  assessable {summary['assessable']:,}  "
-                  f"unassessable {summary['unassessable']:,}  skipped {summary['skipped']:,}")
-    v = summary["verdicts"]
+    ds, ix = summary.dataset, summary.index
+    console.print(f"[bold]scan[/] {safe_text(ds.path, 200)}  schema {ds.schema}  "
+                  f"against {safe_text(ix.path, 200)} snapshot {ix.snapshot} (spec {ix.spec_fingerprint})")
+    if ix.approximate:
+        console.print(f"[yellow]sampled index (sample_mod {ix.sample_mod}): coverages are estimates[/]")
+    console.print(f"examples {summary.examples:,}  assessable {summary.assessable:,}  "
+                  f"unassessable {summary.unassessable:,}  skipped {summary.skipped:,}")
+    v = summary.verdicts
     table = Table(title="verdicts", title_justify="left")
     for col in ("seen", "partial", "novel (teach)", "unassessable"):
         table.add_column(col, justify="right")
-    table.add_row(*(f"{v[k]:,}" for k in ("seen", "partial", "novel", "unassessable")))
+    table.add_row(*(f"{v.get(k, 0):,}" for k in ("seen", "partial", "novel", "unassessable")))
     console.print(table)
     cont = Table(title="contaminated (per definition)", title_justify="left")
     cont.add_column("definition")
     cont.add_column("examples", justify="right")
     cont.add_column("share", justify="right")
-    for d, count in summary["contaminated"].items():
-        share = count / summary["assessable"] if summary["assessable"] else 0.0
-        cont.add_row(d, f"{count:,}", f"{share:.1%}")
-    for d, why in summary.get("unavailable_definitions", {}).items():
+    for d, count in summary.contaminated.items():
+        cont.add_row(d, f"{count:,}", f"{summary.contaminated_share(d):.1%}")
+    for d, why in summary.unavailable_definitions.items():
         cont.add_row(d, "unavailable", safe_text(why, 60))
     console.print(cont)
-    if summary["groups"]:
+    if summary.groups:
         groups = Table(title="groups (by mean coverage)", title_justify="left")
-        for col in ("group", "examples", "mean coverage", "seen", "novel", "contaminated"):
+        for col in ("group", "examples", "mean coverage", "seen", "novel", f"contaminated ({definition})"):
             groups.add_column(col, justify="left" if col == "group" else "right")
-        ranked = sorted(summary["groups"].items(), key=lambda kv: -kv[1]["mean_coverage"])
+        ranked = sorted(summary.groups.items(), key=lambda kv: -kv[1].mean_coverage)
         for g, rec in ranked[:25]:
-            groups.add_row(safe_text(g, 40), f"{rec['examples']:,}", f"{rec['mean_coverage']:.1%}",
-                           f"{rec['verdicts']['seen']:,}", f"{rec['verdicts']['novel']:,}",
-                           f"{rec['contaminated'].get('default', 0):,}")
+            groups.add_row(safe_text(g, 40), f"{rec.examples:,}", f"{rec.mean_coverage:.1%}",
+                           f"{rec.verdicts.get('seen', 0):,}", f"{rec.verdicts.get('novel', 0):,}",
+                           f"{rec.contaminated.get(definition, 0):,}")
         if len(ranked) > 25:
             groups.add_row(f"… {len(ranked) - 25} more", "", "", "", "", "")
         console.print(groups)
