@@ -661,12 +661,15 @@ def demo(root: Path, workers: int | None, silent: bool) -> None:
     The corpus is the installed Python standard library's docstrings; the dataset
     is a shipped fine-tuning set that quotes some of it.
     """
+    from probe.demo import demo_dataset_path
     from probe.demo.pipeline import run_demo
     from probe.index.stats import index_info
     from probe.progress import BuildProgress
     from probe.report.terminal import render_index_info, render_scan_summary
 
-    result = run_demo(root, workers=workers, progress=BuildProgress(enabled=False if silent else None))
+    with _scan_progress(demo_dataset_path(), silent) as scan_progress:
+        result = run_demo(root, workers=workers, progress=BuildProgress(enabled=False if silent else None),
+                          scan_progress=scan_progress)
     render_index_info(index_info(result["index"], top_k=3))
     render_scan_summary(result["summary"])
     click.echo(f"corpus shards: {result['corpus']}\nindex: {result['index']}\nreports: {result['report_dir']}")
