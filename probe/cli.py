@@ -438,27 +438,81 @@ def scan(datasets: tuple[Path, ...], index_dir: Path, out_dir: Path | None, sile
     With --format json, one dataset prints its summary, several print a list.
     """
     from probe.index.reader import open_index
-    from probe.report.terminal import render_scan_summary
+    from probe.report.model import load_report
+    from probe.report.terminal import make_console, render_flagged, render_scan_summary
     from probe.scan import scan_dataset
 
     config = _scan_config(**_config_kwargs(kwargs))
     if len(datasets) == 1:
-        out_dirs = [out_dir or Path("reports") / _report_name(datasets[0])]
+        out_dirs = [out_dir or _default_report_dir(datasets[0], Path("reports") / _report_name(datasets[0]))]
     else:
         out_dirs = [(out_dir or Path("reports")) / name for name in _report_names(datasets)]
+        out_dirs = [_default_report_dir(d, target) for d, target in zip(datasets, out_dirs, strict=True)]
+    replaced = _replaced_dataset(datasets[0], out_dir) if out_dir is not None and len(datasets) == 1 else None
     reader = open_index(index_dir)
     summaries = []
     try:
         for dataset, target in zip(datasets, out_dirs, strict=True):
-            result = scan_dataset(dataset, index_dir, target, config, reader=reader)
+            with _scan_progress(dataset, silent) as progress:
+                result = scan_dataset(dataset, index_dir, target, config, progress=progress, reader=reader)
             summaries.append(result.summary)
+            if replaced is not None:
+                click.echo(f"note: replaced the scan of {replaced} in {target}", err=True)
+            flagged = load_report(target)
             if output_format != "json":
                 render_scan_summary(result.summary)
+                render_flagged(flagged)
                 click.echo(f"wrote {target / 'examples.parquet'} and {target / 'summary.json'}")
+            elif not silent:  # stdout is the JSON document: the people-facing list goes to stderr
+                render_flagged(flagged, make_console(file=sys.stderr))
     finally:
         reader.close()  # stop background index loading at once on an error or interrupt
     if output_format == "json":
         _emit_json(summaries[0] if len(summaries) == 1 else summaries)
+
+
+def _scan_progress(dataset: Path, silent: bool) -> Any:
+    """The scan's progress bar on stderr: off with --silent, and where stderr is not a terminal."""
+    from probe.progress import ScanProgress
+
+    return ScanProgress(dataset.name, enabled=False if silent else None)
+
+
+def _previous_dataset(report_dir: Path) -> str | None:
+    """The dataset whose scan ``report_dir`` holds (its summary.json says), or None."""
+    try:
+        data = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
+        return str(data["dataset"]["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no scan there (or not one we can read): nothing of another dataset to lose
+
+
+def _same_dataset(recorded: str, dataset: Path) -> bool:
+    if "://" in recorded:
+        return recorded == str(dataset)
+    return Path(recorded).resolve() == dataset.resolve()
+
+
+def _default_report_dir(dataset: Path, report_dir: Path) -> Path:
+    """A default report directory, unless it holds another dataset's scan (then a ConfigError).
+
+    ``probe scan a/gsm8k/test.jsonl`` and ``probe scan b/mmlu/test.jsonl`` both default to
+    reports/test/: the second must not silently replace the first. Re-scanning the same
+    dataset into its own directory is what a rerun does, and stays allowed.
+    """
+    previous = _previous_dataset(report_dir)
+    if previous is None or _same_dataset(previous, dataset):
+        return report_dir
+    suggestion = report_dir.parent / _report_names((Path(previous), dataset))[1]
+    raise ConfigError(f"{report_dir} holds the scan of {previous}, not of {dataset}: scanning would overwrite "
+                      f"it. Choose another report directory, e.g. --out {suggestion}, or remove {report_dir}")
+
+
+def _replaced_dataset(dataset: Path, report_dir: Path) -> str | None:
+    """The other dataset whose scan an explicit --out replaces (the user named the directory, so it
+    may; the caller says so once the scan is written, never silently), or None."""
+    previous = _previous_dataset(report_dir)
+    return previous if previous is not None and not _same_dataset(previous, dataset) else None
 
 
 def _report_names(datasets: tuple[Path, ...]) -> list[str]:
@@ -521,81 +575,78 @@ def report(report_dir: Path, definition: str, junit_per_example: bool) -> None:
               help="Report directory [default: reports/<dataset name>].")
 @click.option("--definition", default="default", show_default=True,
               help="Contamination definition the gate counts.")
-@click.option("--max-contaminated", default="0", show_default=True,
+@click.option("--max-contaminated", default=None,
               help="Fail when MORE examples are contaminated: a count (0 = fail on any) or a percentage of "
-                   "assessable examples (e.g. 1%). Exactly at the limit passes.")
+                   "assessable examples (e.g. 1%). Exactly at the limit passes. [default: 0, unless "
+                   "--min-coverage or --max-new-contaminated is given: then only the limits given apply]")
 @click.option("--min-coverage", default=None,
               help="Fail when the mean token coverage of the target field is BELOW this fraction (0.2) or "
                    "percentage (20%). Exactly at the limit passes.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="summary.json of an earlier scan (e.g. reports/main/summary.json): list newly "
                    "contaminated and newly covered example ids.")
-@click.option("--max-new-contaminated", type=int, default=None,
+@click.option("--max-new-contaminated", type=click.IntRange(min=0), default=None,
               help="With --baseline: fail when more than K example ids are newly contaminated.")
 @junit_per_example_option
 @dataset_options
 @silent_option
 @format_option
 @handle_errors
-def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str, max_contaminated: str,
+def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str, max_contaminated: str | None,
           min_coverage: str | None, baseline: Path | None, max_new_contaminated: int | None,
           junit_per_example: bool, silent: bool, output_format: str, **kwargs: Any) -> None:
     """Scan DATASET against --index, write the reports, and gate: exit 1 when a threshold fails.
 
+    With no threshold option, any contaminated example fails (--max-contaminated 0).
     Exit codes: 0 ok, 1 a threshold failed (reports still written), 2 usage/config,
     3 unreadable or invalid dataset, 4 index error, 5 nothing assessable.
     """
+    from probe.check import CheckLimits, check_dataset, parse_max_contaminated, parse_min_coverage
     from probe.errors import ThresholdExceeded
-    from probe.gate import check_baseline, evaluate_gate, parse_max_contaminated, parse_min_coverage
-    from probe.report.model import load_report
-    from probe.report.render import render_reports, write_gate
     from probe.report.terminal import (
         render_flagged,
         render_gate,
         render_scan_summary,
         workflow_commands_stopped,
     )
-    from probe.scan import scan_dataset
-    from probe.scoring import DEFINITIONS
 
     # option errors first, before any work
-    if definition not in DEFINITIONS:
-        raise ConfigError(f"unknown --definition {definition!r}; choose from {', '.join(DEFINITIONS)}")
-    parse_max_contaminated(max_contaminated)
-    if min_coverage is not None:
-        parse_min_coverage(min_coverage)
-    if max_new_contaminated is not None and baseline is None:
-        raise ConfigError("--max-new-contaminated needs --baseline reports/NAME/summary.json")
-    if max_new_contaminated is not None and max_new_contaminated < 0:
-        raise ConfigError("--max-new-contaminated must be >= 0")
-    out_dir = out_dir or Path("reports") / _report_name(dataset)
-    if baseline is not None:
-        check_baseline(baseline)
-        base_dir = baseline if baseline.is_dir() else baseline.parent
-        if base_dir.resolve() == out_dir.resolve():
-            raise ConfigError(f"--baseline {baseline} is inside --out {out_dir}: this scan would overwrite it; "
-                              "keep the baseline in another directory (e.g. reports/main)")
-    if kwargs.get("definitions") and definition not in kwargs["definitions"].split(","):
-        kwargs["definitions"] = f"{kwargs['definitions']},{definition}"
+    limits = CheckLimits.gate_by_default(
+        _parsed(parse_max_contaminated, max_contaminated, "--max-contaminated"),
+        _parsed(parse_min_coverage, min_coverage, "--min-coverage"), max_new_contaminated)
     config = _scan_config(**_config_kwargs(kwargs))
-    result = scan_dataset(dataset, index_dir, out_dir, config)
-    gate = evaluate_gate(result.summary, definition, max_contaminated=max_contaminated, min_coverage=min_coverage,
-                         baseline_summary_path=baseline, max_new_contaminated=max_new_contaminated,
-                         examples_path=out_dir / "examples.parquet")
-    write_gate(out_dir, gate.to_dict(), result.summary)
-    model = load_report(out_dir, definition=definition)
-    paths = render_reports(out_dir, junit_per_example=junit_per_example, definition=definition, model=model)
+    replaced = None
+    if out_dir is None:
+        out_dir = _default_report_dir(dataset, Path("reports") / _report_name(dataset))
+    else:
+        replaced = _replaced_dataset(dataset, out_dir)
+    with _scan_progress(dataset, silent) as progress:
+        result = check_dataset(dataset, index_dir, out_dir, config=config, limits=limits, definition=definition,
+                               baseline=baseline, junit_per_example=junit_per_example, progress=progress)
+    if replaced is not None:
+        click.echo(f"note: replaced the scan of {replaced} in {out_dir}", err=True)
+    gate = result.gate
     if output_format == "json":
-        _emit_json({"passed": gate.passed, "gate": gate.to_dict(),
-                    "reports": {k: str(v) for k, v in paths.items()}, "summary": result.summary})
+        _emit_json({"passed": result.passed, "gate": gate.to_dict(),
+                    "reports": {k: str(v) for k, v in result.reports.items()}, "summary": result.scan.summary})
     else:
         with workflow_commands_stopped():
-            render_scan_summary(result.summary)
-            render_flagged(model)
+            render_scan_summary(result.scan.summary)
+            render_flagged(result.report)
             render_gate(gate.to_dict())
-        click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
-    if not gate.passed:
+        click.echo("wrote " + ", ".join(str(p) for p in result.reports.values()))
+    if not result.passed:
         raise ThresholdExceeded("gate failed: " + "; ".join(gate.reasons))
+
+
+def _parsed(parse: Callable[[str], Any], text: str | None, flag: str) -> Any:
+    """A limit option's value parsed by the library; a bad one is a usage error naming the flag."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint=flag) from None
 
 
 @main.command("demo")
@@ -610,12 +661,15 @@ def demo(root: Path, workers: int | None, silent: bool) -> None:
     The corpus is the installed Python standard library's docstrings; the dataset
     is a shipped fine-tuning set that quotes some of it.
     """
+    from probe.demo import demo_dataset_path
     from probe.demo.pipeline import run_demo
     from probe.index.stats import index_info
     from probe.progress import BuildProgress
     from probe.report.terminal import render_index_info, render_scan_summary
 
-    result = run_demo(root, workers=workers, progress=BuildProgress(enabled=False if silent else None))
+    with _scan_progress(demo_dataset_path(), silent) as scan_progress:
+        result = run_demo(root, workers=workers, progress=BuildProgress(enabled=False if silent else None),
+                          scan_progress=scan_progress)
     render_index_info(index_info(result["index"], top_k=3))
     render_scan_summary(result["summary"])
     click.echo(f"corpus shards: {result['corpus']}\nindex: {result['index']}\nreports: {result['report_dir']}")

@@ -62,29 +62,29 @@ class InputError(ProbeError):
         return (type(self), (self.path, self.reason, self.location))
 
 
-class IndexError_(ProbeError):  # noqa: N801 - trailing underscore avoids shadowing builtins.IndexError
+class ProbeIndexError(ProbeError):
     """Base for index problems: missing, corrupt, incompatible or locked."""
 
     exit_code = ExitCode.INDEX
 
 
-class IndexMissingError(IndexError_):
+class IndexMissingError(ProbeIndexError):
     """No index (or no committed snapshot) at the given path."""
 
 
-class IndexFormatError(IndexError_):
+class IndexFormatError(ProbeIndexError):
     """An index file is corrupt, truncated, tampered with, or from a newer probe."""
 
 
-class IndexMismatchError(IndexError_):
+class IndexMismatchError(ProbeIndexError):
     """A query's text spec differs from the index's spec."""
 
 
-class IndexLockedError(IndexError_):
+class IndexLockedError(ProbeIndexError):
     """Another writer holds the index lock."""
 
 
-class IndexWriteError(IndexError_):
+class IndexWriteError(ProbeIndexError):
     """An index file could not be written (disk full, file too large, I/O error); nothing partial is visible."""
 
 

@@ -1,16 +1,16 @@
 """The CI gate of `probe check`: thresholds over a scan's summary, and a baseline diff.
 
-Threshold semantics (every limit is *inclusive*: a value exactly at the limit passes):
+Threshold semantics (the limits are a parsed :class:`probe.check.CheckLimits`; every
+limit is *inclusive*: a value exactly at the limit passes):
 
-- ``max_contaminated`` ``"N"`` (a count, N >= 0): fails when the number of examples
-  contaminated under ``definition`` is **greater than** N. ``"0"`` fails on any.
-- ``max_contaminated`` ``"P%"`` (0 <= P <= 100): fails when contaminated / assessable
-  examples, in percent, is **greater than** P (exact rational arithmetic, so
-  ``1%`` of 300 allows exactly 3).
-- ``min_coverage`` ``F`` (0 <= F <= 1, or ``"P%"``): fails when the mean token
-  coverage of the target field (``summary.coverage["<target>.surface"].mean``:
-  share of tokens inside a matched n-gram at the smallest n, averaged over all
-  examples) is **less than** F.
+- ``max_contaminated`` a count ``N`` (int >= 0): fails when the number of examples
+  contaminated under ``definition`` is **greater than** N. ``0`` fails on any.
+- ``max_contaminated`` a percentage ``Fraction(P)`` (0 <= P <= 100): fails when
+  contaminated / assessable examples, in percent, is **greater than** P (exact rational
+  arithmetic, so 1 % of 300 allows exactly 3).
+- ``min_coverage`` ``F`` (0 <= F <= 1): fails when the mean token coverage of the
+  target field (``summary.coverage["<target>.surface"].mean``: share of tokens inside a
+  matched n-gram at the smallest n, averaged over all examples) is **less than** F.
 - ``max_new_contaminated`` ``K`` (with a baseline): fails when more than K example
   ids are contaminated now but were not in the baseline run (ids absent from the
   baseline count as new).
@@ -25,11 +25,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe.errors import ConfigError, InputError
 
-__all__ = ["GateCheck", "GateResult", "evaluate_gate", "parse_max_contaminated", "parse_min_coverage"]
+if TYPE_CHECKING:
+    from probe.check import CheckLimits
+
+__all__ = ["GateCheck", "GateResult", "check_baseline", "evaluate_gate", "require_baseline"]
 
 DIFF_ID_LIMIT = 1000  # ids kept per list in the result (counts are always exact)
 
@@ -67,95 +70,69 @@ class GateResult:
         return cls(**known)
 
 
-def parse_max_contaminated(text: str) -> tuple[str, Fraction]:
-    """``"5"`` → ("count", 5); ``"1.5%"`` → ("percent", 3/2). ConfigError otherwise."""
-    raw = text.strip()
-    try:
-        if raw.endswith("%"):
-            value = Fraction(raw[:-1].strip())
-            if not 0 <= value <= 100:
-                raise ValueError
-            return "percent", value
-        if not raw.isdigit():
-            raise ValueError
-        return "count", Fraction(int(raw))
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"--max-contaminated expects a count (e.g. 0, 5) or a percentage (e.g. 1%), "
-                          f"got {text!r}") from None
-
-
-def parse_min_coverage(text: str | float) -> Fraction:
-    """``"0.25"`` or ``"25%"`` → 1/4; must lie in [0, 1]."""
-    raw = str(text).strip()
-    try:
-        value = Fraction(raw[:-1].strip()) / 100 if raw.endswith("%") else Fraction(raw)
-    except (ValueError, ZeroDivisionError):
-        value = Fraction(-1)
-    if not 0 <= value <= 1:
-        raise ConfigError(f"--min-coverage expects a fraction in [0, 1] (e.g. 0.2) or a percentage "
-                          f"(e.g. 20%), got {text!r}")
-    return value
-
-
 def _fmt(value: Fraction) -> str:
     return str(int(value)) if value.denominator == 1 else f"{float(value):g}"
 
 
-def evaluate_gate(summary: dict[str, Any], definition: str = "default", max_contaminated: str | None = None,
-                  min_coverage: str | float | None = None, baseline_summary_path: str | Path | None = None,
-                  max_new_contaminated: int | None = None, examples_path: str | Path | None = None,
+def require_baseline(limits: CheckLimits, baseline_summary_path: str | Path | None) -> None:
+    """ConfigError when a limit on newly contaminated examples has no baseline to count them against."""
+    if limits.max_new_contaminated is not None and baseline_summary_path is None:
+        raise ConfigError("a limit on newly contaminated examples (max_new_contaminated) needs a baseline: "
+                          "the summary.json of an earlier scan, e.g. reports/main/summary.json")
+
+
+def evaluate_gate(summary: dict[str, Any], limits: CheckLimits, definition: str = "default", *,
+                  baseline_summary_path: str | Path | None = None, examples_path: str | Path | None = None,
                   baseline_examples_path: str | Path | None = None) -> GateResult:
-    """Apply the thresholds to a scan's summary (and its examples, for the baseline diff)."""
+    """Apply ``limits`` to a scan's summary (and its examples, for the baseline diff)."""
     from probe.report.model import check_definition
 
     check_definition(summary, definition)
-    if max_new_contaminated is not None and baseline_summary_path is None:
-        raise ConfigError("--max-new-contaminated needs --baseline reports/NAME/summary.json")
-    if max_new_contaminated is not None and max_new_contaminated < 0:
-        raise ConfigError("--max-new-contaminated must be >= 0")
+    require_baseline(limits, baseline_summary_path)
     result = GateResult(passed=True, definition=definition)
     count = int(summary["contaminated"][definition])
     assessable = int(summary["assessable"])
-    if max_contaminated is not None:
-        kind, limit = parse_max_contaminated(max_contaminated)
-        if kind == "count":
-            ok = count <= limit
-            result.checks.append(GateCheck("max_contaminated", _fmt(limit), str(count), ok))
-            if not ok:
-                result.reasons.append(f"{count:,} contaminated example(s) ({definition}) > --max-contaminated "
-                                      f"{_fmt(limit)}")
-        else:
-            ok = Fraction(count * 100) <= limit * assessable
-            share = 100 * count / assessable if assessable else 0.0
-            result.checks.append(GateCheck("max_contaminated", f"{_fmt(limit)}%", f"{share:.4g}%", ok))
-            if not ok:
-                result.reasons.append(f"{share:.4g}% of assessable examples contaminated ({count:,}/{assessable:,},"
-                                      f" {definition}) > --max-contaminated {_fmt(limit)}%")
-    if min_coverage is not None:
-        limit = parse_min_coverage(min_coverage)
+    limit = limits.max_contaminated
+    if isinstance(limit, Fraction):  # a percentage of the assessable examples
+        ok = Fraction(count * 100) <= limit * assessable
+        share = 100 * count / assessable if assessable else 0.0
+        result.checks.append(GateCheck("max_contaminated", f"{_fmt(limit)}%", f"{share:.4g}%", ok))
+        if not ok:
+            result.reasons.append(f"{share:.4g}% of assessable examples contaminated ({count:,}/{assessable:,},"
+                                  f" {definition}) > the limit of {_fmt(limit)}%")
+    elif limit is not None:  # a count
+        ok = count <= limit
+        result.checks.append(GateCheck("max_contaminated", str(limit), str(count), ok))
+        if not ok:
+            result.reasons.append(f"{count:,} contaminated example(s) ({definition}) > the limit of {limit:,}")
+    if limits.min_coverage is not None:
         target = summary["config"].get("target_field", "whole")
         rec = summary["coverage"].get(f"{target}.surface")
         mean = float(rec["mean"]) if rec else 0.0
-        ok = Fraction(str(mean)) >= limit
-        result.checks.append(GateCheck("min_coverage", f"{float(limit):g}", f"{mean:g}", ok))
+        ok = mean >= limits.min_coverage
+        result.checks.append(GateCheck("min_coverage", f"{limits.min_coverage:g}", f"{mean:g}", ok))
         if not ok:
-            result.reasons.append(f"mean {target} coverage {mean:.4g} < --min-coverage {float(limit):g}")
+            result.reasons.append(f"mean {target} coverage {mean:.4g} < the minimum of {limits.min_coverage:g}")
     if baseline_summary_path is not None:
         _baseline_diff(result, summary, definition, Path(baseline_summary_path), examples_path,
                        baseline_examples_path)
-        if max_new_contaminated is not None:
-            ok = result.new_contaminated_count <= max_new_contaminated
-            result.checks.append(GateCheck("max_new_contaminated", str(max_new_contaminated),
+        if limits.max_new_contaminated is not None:
+            ok = result.new_contaminated_count <= limits.max_new_contaminated
+            result.checks.append(GateCheck("max_new_contaminated", str(limits.max_new_contaminated),
                                            str(result.new_contaminated_count), ok))
             if not ok:
                 result.reasons.append(f"{result.new_contaminated_count:,} newly contaminated example(s) "
-                                      f"> --max-new-contaminated {max_new_contaminated}")
+                                      f"> the limit of {limits.max_new_contaminated:,}")
     result.passed = not result.reasons
     return result
 
 
 def check_baseline(baseline_summary_path: str | Path) -> dict[str, Any]:
-    """Validate a baseline before scanning (ConfigError: it is an option's value)."""
+    """Read and validate a baseline summary before scanning.
+
+    ConfigError, not InputError: the baseline is part of what the caller asked for, so a
+    wrong one is fixed in the request (exit 2), not in a dataset.
+    """
     from probe.report.model import EXAMPLES_NAME, read_summary
 
     path = Path(baseline_summary_path)
@@ -164,9 +141,9 @@ def check_baseline(baseline_summary_path: str | Path) -> dict[str, Any]:
     try:
         summary = read_summary(path)
     except InputError as e:
-        raise ConfigError(f"--baseline {e}") from e
+        raise ConfigError(f"baseline {e}") from e
     if not (path.parent / EXAMPLES_NAME).is_file():
-        raise ConfigError(f"--baseline {path}: no {EXAMPLES_NAME} next to it (the baseline diff compares ids)")
+        raise ConfigError(f"baseline {path}: no {EXAMPLES_NAME} next to it (the baseline diff compares ids)")
     return summary
 
 
@@ -179,7 +156,7 @@ def _baseline_diff(result: GateResult, summary: dict[str, Any], definition: str,
     base_summary = check_baseline(baseline_path)
     result.baseline = str(baseline_path)
     if examples_path is None:
-        raise ConfigError("the baseline diff needs this scan's examples.parquet (scan with --out)")
+        raise ConfigError("the baseline diff needs this scan's examples.parquet (scan into a report directory)")
     base_examples = Path(baseline_examples_path) if baseline_examples_path else baseline_path.parent / EXAMPLES_NAME
     if base_summary["index"].get("spec_fingerprint") != summary["index"].get("spec_fingerprint"):
         result.warnings.append("baseline was scanned with a different index spec "
@@ -188,7 +165,7 @@ def _baseline_diff(result: GateResult, summary: dict[str, Any], definition: str,
     if base_summary["config"].get("thresholds") != summary["config"].get("thresholds"):
         result.warnings.append("baseline used different thresholds: the diff mixes two measurements")
     if definition not in base_summary["contaminated"]:
-        raise ConfigError(f"--baseline {baseline_path}: definition {definition!r} was not computed there")
+        raise ConfigError(f"baseline {baseline_path}: definition {definition!r} was not computed there")
     col = f"contaminated_{definition}"
     now_flagged = _ids_where(Path(examples_path), col, None)
     base_flagged = set(_ids_where(base_examples, col, None))

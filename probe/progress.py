@@ -1,8 +1,8 @@
 """The one progress helper: rich on stderr, counted in domain units, off when silent.
 
-Library code calls ``start/advance/part_done/stop`` on whatever object it is given
-(or nothing), so it never depends on rich or on a terminal. Phase timings go into
-snapshot stats, not into prints.
+Library code calls ``start/advance/part_done/stop`` (a build) or ``advance`` (a scan)
+on whatever object it is given (or nothing), so it never depends on rich or on a
+terminal. Phase timings go into snapshot stats, not into prints.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import time
 from typing import Any
 
 
+def _shown(enabled: bool | None) -> bool:
+    """``None`` = decide by the terminal: a bar only where a person watches stderr (not in CI logs)."""
+    return sys.stderr.isatty() if enabled is None else enabled
+
+
 class BuildProgress:
     """Shard parts, documents, tokens and tokens/s of an index build, on stderr."""
 
     def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = _shown(enabled)
         self._progress: Any = None
         self._task: Any = None
         self.docs = 0
@@ -60,3 +65,61 @@ class BuildProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class ScanProgress:
+    """Examples scanned, n-gram lookups and examples/s of one dataset's scan, on stderr.
+
+    The scan streams its dataset, so the total is not known up front: the bar pulses and
+    counts. It starts on the first batch (the scan only calls :meth:`advance`); call
+    :meth:`stop` when the scan returns or fails (it is also a context manager).
+    """
+
+    def __init__(self, label: str, enabled: bool | None = None, console: Any = None) -> None:
+        self.label = label
+        self.enabled = _shown(enabled)
+        self._console = console
+        self._progress: Any = None
+        self._task: Any = None
+        self.examples = 0
+        self.lookups = 0
+        self._t0 = time.perf_counter()
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn(f"[bold]scanning[/] {escape(self.label)}"),
+            BarColumn(),
+            TextColumn("{task.fields[examples]:,} examples · {task.fields[lookups]:,} lookups · {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=self._console or Console(stderr=True),
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("scan", total=None, examples=0, lookups=0, rate="")
+
+    def advance(self, examples: int, lookups: int = 0) -> None:
+        self.examples += examples
+        self.lookups += lookups
+        if not self.enabled:
+            return
+        if self._progress is None:
+            self._start()
+        secs = max(1e-9, time.perf_counter() - self._t0)
+        self._progress.update(self._task, examples=self.examples, lookups=self.lookups,
+                              rate=f"{self.examples / secs:,.0f} examples/s")
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> ScanProgress:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,89 @@ def test_exit_5_nothing_assessable(env: dict[str, Path], tmp_path: Path) -> None
     result = check(env, "short", tmp_path / "r")
     assert result.exit_code == 5, result.output
     assert "nothing assessable" in result.stderr
+
+
+# ------------------------------------------------------------------ which limits apply
+def test_no_limit_given_fails_on_any_contaminated_example(env: dict[str, Path], tmp_path: Path) -> None:
+    result = check(env, "dirty", tmp_path / "r", "--format", "json")
+    assert result.exit_code == 1, result.output
+    assert [c["name"] for c in json.loads(result.stdout)["gate"]["checks"]] == ["max_contaminated"]
+
+
+def test_min_coverage_alone_gates_on_coverage_alone(env: dict[str, Path], tmp_path: Path) -> None:
+    """A coverage floor given alone must not also bring in the default --max-contaminated 0."""
+    passed = check(env, "dirty", tmp_path / "a", "--min-coverage", "0", "--format", "json")
+    assert passed.exit_code == 0, passed.output  # one example is contaminated, but only coverage is gated
+    assert [c["name"] for c in json.loads(passed.stdout)["gate"]["checks"]] == ["min_coverage"]
+    failed = check(env, "dirty", tmp_path / "b", "--min-coverage", "99%")
+    assert failed.exit_code == 1 and "coverage" in failed.stderr
+    both = check(env, "dirty", tmp_path / "c", "--min-coverage", "0", "--max-contaminated", "0")
+    assert both.exit_code == 1, both.output
+
+
+def test_max_new_contaminated_alone_gates_on_the_diff_alone(env: dict[str, Path], tmp_path: Path) -> None:
+    assert check(env, "dirty", tmp_path / "main", "--max-contaminated", "1").exit_code == 0
+    result = check(env, "dirty", tmp_path / "pr", "--baseline", tmp_path / "main" / "summary.json",
+                   "--max-new-contaminated", "0")
+    assert result.exit_code == 0, result.output  # d1 was already contaminated in the baseline
+
+
+def test_limit_errors_name_the_flag(env: dict[str, Path], tmp_path: Path) -> None:
+    result = check(env, "clean", tmp_path / "r", "--max-contaminated", "lots")
+    assert result.exit_code == 2 and "--max-contaminated" in result.stderr and "'lots'" in result.stderr
+    assert not (tmp_path / "r").exists()  # refused before any work
+
+
+# ------------------------------------------------------------------ the library call
+def test_check_dataset_returns_the_result_and_writes_the_reports(env: dict[str, Path], tmp_path: Path) -> None:
+    from probe import CheckLimits, check_dataset
+
+    result = check_dataset(env["dirty"], env["index"], tmp_path / "r", limits=CheckLimits(max_contaminated=0))
+    assert result.passed is False and result.gate.reasons == ["1 contaminated example(s) (default) > the limit of 0"]
+    assert result.scan.summary["contaminated"]["default"] == 1
+    assert [item.id for item in result.report.flagged] == ["d1"]
+    assert set(result.reports) == {"html", "markdown", "junit"} and all(p.is_file() for p in result.reports.values())
+    assert (result.out_dir / "gate.json").is_file()
+    loose = check_dataset(env["dirty"], env["index"], limits=CheckLimits(max_contaminated=Fraction(34)))
+    assert loose.passed and (loose.out_dir / "report.md").is_file()  # no out_dir: a kept temporary directory
+
+
+@pytest.mark.parametrize(("kwargs", "word"), [
+    ({"max_contaminated": -1}, "max_contaminated"),
+    ({"max_contaminated": 0.5}, "max_contaminated"),
+    ({"max_contaminated": True}, "max_contaminated"),
+    ({"max_contaminated": Fraction(101)}, "max_contaminated"),
+    ({"min_coverage": 1.5}, "min_coverage"),
+    ({"max_new_contaminated": -1}, "max_new_contaminated"),
+])
+def test_check_limits_validate_without_speaking_in_flags(kwargs: dict, word: str) -> None:
+    from probe import CheckLimits, ConfigError
+
+    with pytest.raises(ConfigError, match=word) as info:
+        CheckLimits(**kwargs)
+    assert "--" not in str(info.value)
+
+
+def test_check_limits_parse() -> None:
+    from probe import CheckLimits, ConfigError
+
+    assert CheckLimits.parse() == CheckLimits(max_contaminated=0)
+    assert CheckLimits.parse("1.5%") == CheckLimits(max_contaminated=Fraction(3, 2))
+    assert CheckLimits.parse(min_coverage="20%") == CheckLimits(min_coverage=0.2)
+    assert CheckLimits.parse("3", "0.5", 2) == CheckLimits(3, 0.5, 2)
+    with pytest.raises(ConfigError, match="max_contaminated: expected a count") as info:
+        CheckLimits.parse("1e3")
+    assert "--" not in str(info.value)
+
+
+def test_check_dataset_refuses_before_scanning(env: dict[str, Path], tmp_path: Path) -> None:
+    from probe import CheckLimits, ConfigError, check_dataset
+
+    for kwargs in ({"definition": "nope"}, {"limits": CheckLimits(max_new_contaminated=0)}):
+        with pytest.raises(ConfigError) as info:
+            check_dataset(env["dirty"], env["index"], tmp_path / "r", **{"limits": CheckLimits(), **kwargs})
+        assert "--" not in str(info.value)
+    assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------------ baseline diff

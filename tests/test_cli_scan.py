@@ -256,3 +256,88 @@ def test_golden_summary(index: Path, tmp_path: Path) -> None:
     assert GOLDEN.is_file(), "no golden summary: run with PROBE_UPDATE_GOLDEN=1 once"
     want = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert got == want, "scan summary changed; if intended, regenerate with PROBE_UPDATE_GOLDEN=1 and review the diff"
+
+
+# --------------------------------------------------------------------------- flagged ids, progress, report dirs
+def test_text_output_lists_the_top_flagged_ids(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "top flagged examples (6 contaminated, default)" in result.stdout
+    assert "q1" in result.stdout
+
+
+def test_json_output_keeps_stdout_pure_and_lists_flagged_ids_on_stderr(index: Path, tmp_path: Path) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", "--format", "json")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert json.loads(result.stdout)["contaminated"]["default"] == 6
+    assert "top flagged examples" in result.stderr and "q1" in result.stderr
+    silent = run(DATASET, "--index", index, "--out", tmp_path / "out", "--format", "json", "--silent")
+    assert silent.stderr == ""
+
+
+def test_progress_bar_on_a_terminal_and_not_with_silent(index: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where stderr is a terminal the scan shows its progress in examples; --silent turns it off."""
+    import probe.progress
+
+    monkeypatch.setattr(probe.progress, "_shown", lambda enabled: True if enabled is None else enabled)
+    shown = run(DATASET, "--index", index, "--out", tmp_path / "a", "--format", "json")
+    assert shown.exit_code == ExitCode.OK, shown.output
+    assert "scanning dataset.jsonl" in shown.stderr and "9 examples" in shown.stderr
+    json.loads(shown.stdout)  # the bar never reaches stdout
+    silent = run(DATASET, "--index", index, "--out", tmp_path / "b", "--format", "json", "--silent")
+    assert "scanning" not in silent.stderr
+
+
+def test_scan_progress_counts_examples() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from probe.progress import ScanProgress
+
+    buf = StringIO()
+    with ScanProgress("gsm8k.jsonl", enabled=True, console=Console(file=buf, width=120)) as progress:
+        progress.advance(8192, 100_000)
+        progress.advance(1, 10)
+    assert progress.examples == 8193 and progress.lookups == 100_010
+    assert "scanning gsm8k.jsonl" in buf.getvalue() and "8,193 examples" in buf.getvalue()
+    off = ScanProgress("x", enabled=False)
+    off.advance(5)
+    off.stop()
+    assert off.examples == 5
+
+
+def _two_test_sets(tmp_path: Path) -> tuple[Path, Path]:
+    a = tmp_path / "data" / "gsm8k" / "test.jsonl"
+    b = tmp_path / "data" / "mmlu" / "test.jsonl"
+    for path in (a, b):
+        path.parent.mkdir(parents=True)
+    shutil.copy(DATASET, a)
+    write_lines(b, DATASET.read_text(encoding="utf-8").splitlines()[:4])
+    return a, b
+
+
+def test_default_report_dir_of_another_dataset_is_never_overwritten(index: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    a, b = _two_test_sets(tmp_path)
+    assert run(a, "--index", index, "--silent").exit_code == ExitCode.OK
+    before = (tmp_path / "reports" / "test" / "summary.json").read_bytes()
+    clash = run(b, "--index", index, "--silent")
+    assert clash.exit_code == ExitCode.USAGE, clash.output
+    assert str(a) in clash.stderr and str(b) in clash.stderr
+    assert "--out reports/mmlu_test" in clash.stderr
+    assert (tmp_path / "reports" / "test" / "summary.json").read_bytes() == before
+    again = run(a, "--index", index, "--silent")  # a rerun of the same dataset replaces its own scan
+    assert again.exit_code == ExitCode.OK, again.output
+    assert "replaced" not in again.stderr
+    assert run(b, "--index", index, "--out", "reports/mmlu_test", "--silent").exit_code == ExitCode.OK
+
+
+def test_explicit_out_replacing_another_dataset_says_so(index: Path, tmp_path: Path) -> None:
+    a, b = _two_test_sets(tmp_path)
+    assert run(a, "--index", index, "--out", tmp_path / "r", "--silent").exit_code == ExitCode.OK
+    result = run(b, "--index", index, "--out", tmp_path / "r", "--silent")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert f"note: replaced the scan of {a} in {tmp_path / 'r'}" in result.stderr

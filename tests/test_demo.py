@@ -225,3 +225,20 @@ def test_outdated_demo_index_is_discarded_but_current_or_newer_is_kept(tmp_path:
         assert discard_outdated_index(idx) is removed
         assert idx.exists() is not removed
     assert discard_outdated_index(tmp_path / "absent") is False
+
+
+@pytest.mark.slow
+def test_run_demo_end_to_end_reports_scan_progress(tmp_path: Path) -> None:
+    """The whole demo pipeline: the scan reports its progress in examples, the reports are written."""
+    from probe.demo.pipeline import run_demo
+
+    class Recorder:
+        examples = 0
+
+        def advance(self, examples: int, lookups: int = 0) -> None:
+            self.examples += examples
+
+    scan_progress = Recorder()
+    result = run_demo(tmp_path, workers=1, scan_progress=scan_progress)
+    assert scan_progress.examples == result["summary"]["examples"] > 0
+    assert all(Path(p).is_file() for p in result["reports"].values())

@@ -20,8 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from probe.check import CheckLimits, parse_max_contaminated, parse_min_coverage
 from probe.errors import ConfigError, InputError
-from probe.gate import evaluate_gate, parse_max_contaminated, parse_min_coverage
+from probe.gate import evaluate_gate
 from probe.report._text import split_snippet, visible
 from probe.report.html import CSP, render_html
 from probe.report.junit import render_junit
@@ -98,7 +99,7 @@ def test_terminal_golden(report_dir: Path) -> None:
     console = Console(width=100, file=buf, no_color=True, highlight=False, emoji=False, soft_wrap=False,
                       force_terminal=False, color_system=None)
     render_flagged(model, console)
-    gate = evaluate_gate(model.summary, "default", max_contaminated="1", min_coverage="0.5")
+    gate = evaluate_gate(model.summary, CheckLimits(max_contaminated=1, min_coverage=0.5))
     render_gate(gate.to_dict(), console)
     text = buf.getvalue()
     assert all(len(line) <= 100 for line in text.splitlines())
@@ -135,7 +136,7 @@ def test_junit_per_example_parses(report_dir: Path) -> None:
 
 def test_junit_gate_testcases(report_dir: Path) -> None:
     model = load_report(report_dir)
-    model.gate = evaluate_gate(model.summary, "default", max_contaminated="0").to_dict()
+    model.gate = evaluate_gate(model.summary, CheckLimits(max_contaminated=0)).to_dict()
     root = ET.fromstring(_junit(model).encode())
     gate_cases = [c for c in root.iter("testcase") if c.get("classname") == "probe.gate"]
     assert [c.get("name") for c in gate_cases] == ["max_contaminated"]
@@ -456,7 +457,7 @@ def _summary(contaminated: int, assessable: int, mean: float = 0.5) -> dict:
 ])
 def test_max_contaminated_boundary(count: int, limit: str, passed: bool) -> None:
     """Exactly at the limit passes; one more fails (percent of 300 assessable, exact arithmetic)."""
-    result = evaluate_gate(_summary(count, 300), "default", max_contaminated=limit)
+    result = evaluate_gate(_summary(count, 300), CheckLimits.parse(max_contaminated=limit))
     assert result.passed is passed
     assert bool(result.reasons) is not passed
 
@@ -465,7 +466,7 @@ def test_max_contaminated_boundary(count: int, limit: str, passed: bool) -> None
     (0.5, "0.5", True), (0.499999, "0.5", False), (0.5, "50%", True), (0.2, "0", True), (0.0, "0.01", False),
 ])
 def test_min_coverage_boundary(mean: float, limit: str, passed: bool) -> None:
-    assert evaluate_gate(_summary(0, 10, mean), "default", min_coverage=limit).passed is passed
+    assert evaluate_gate(_summary(0, 10, mean), CheckLimits.parse(min_coverage=limit)).passed is passed
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "101%", "-1%", "", "1e3"])
@@ -475,14 +476,14 @@ def test_max_contaminated_rejects(bad: str) -> None:
 
 
 def test_threshold_parsing() -> None:
-    assert parse_max_contaminated("5") == ("count", Fraction(5))
-    assert parse_max_contaminated(" 1.5% ") == ("percent", Fraction(3, 2))
-    assert parse_min_coverage("25%") == Fraction(1, 4)
+    assert parse_max_contaminated("5") == 5
+    assert parse_max_contaminated(" 1.5% ") == Fraction(3, 2)
+    assert parse_min_coverage("25%") == 0.25
     for bad in ("1.5", "-0.1", "x", "200%"):
         with pytest.raises(ConfigError):
             parse_min_coverage(bad)
-    with pytest.raises(ConfigError, match="needs --baseline"):
-        evaluate_gate(_summary(0, 1), "default", max_new_contaminated=0)
+    with pytest.raises(ConfigError, match="needs a baseline"):
+        evaluate_gate(_summary(0, 1), CheckLimits(max_new_contaminated=0))
 
 
 def test_baseline_diff_by_id(tmp_path: Path) -> None:
@@ -492,11 +493,11 @@ def test_baseline_diff_by_id(tmp_path: Path) -> None:
     base_dir = write_examples(tmp_path / "base", [dict(e, flags=()) if e["id"] == "ex-007" else e for e in base])
     now_dir = write_examples(tmp_path / "now", [*base, dict(base[0], id="ex-new")])
     summary = json.loads((now_dir / "summary.json").read_text())
-    result = evaluate_gate(summary, "default", baseline_summary_path=base_dir / "summary.json",
-                           max_new_contaminated=1, examples_path=now_dir / "examples.parquet")
+    result = evaluate_gate(summary, CheckLimits(max_new_contaminated=1),
+                           baseline_summary_path=base_dir / "summary.json", examples_path=now_dir / "examples.parquet")
     assert result.new_contaminated_ids == ["ex-007", "ex-new"]
     assert result.newly_covered_ids == ["ex-new"]
     assert not result.passed and "newly contaminated" in result.reasons[0]
-    ok = evaluate_gate(summary, "default", baseline_summary_path=base_dir / "summary.json",
-                       max_new_contaminated=2, examples_path=now_dir / "examples.parquet")
+    ok = evaluate_gate(summary, CheckLimits(max_new_contaminated=2),
+                       baseline_summary_path=base_dir / "summary.json", examples_path=now_dir / "examples.parquet")
     assert ok.passed  # exactly at the limit

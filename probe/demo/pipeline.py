@@ -13,11 +13,13 @@ from probe.demo.corpus import build_demo_corpus
 DEMO_SPEC = TextSpec(views=("surface", "pattern"), ns=(8, 13))
 
 
-def run_demo(root: str | Path = ".", workers: int | None = None, progress: Any = None) -> dict[str, Any]:
+def run_demo(root: str | Path = ".", workers: int | None = None, progress: Any = None,
+             scan_progress: Any = None) -> dict[str, Any]:
     """Build the stdlib corpus and its index, scan the shipped dataset, render the reports.
 
     Re-running is cheap: the corpus is reused when unchanged and the build adds
-    only shard parts the index does not hold.
+    only shard parts the index does not hold. The demo only scans (no gate), so it calls
+    :func:`probe.scan.scan_dataset`; ``progress`` follows the build, ``scan_progress`` the scan.
     """
     from probe.demo import demo_dataset_path
     from probe.index.build import build_index
@@ -32,7 +34,7 @@ def run_demo(root: str | Path = ".", workers: int | None = None, progress: Any =
     discard_outdated_index(index_dir)
     config = BuildConfig(workers=workers) if workers else BuildConfig()
     build = build_index([str(p) for p in shards], index_dir, DEMO_SPEC, config, progress)
-    scan = scan_dataset(demo_dataset_path(), index_dir, report_dir)
+    scan = scan_dataset(demo_dataset_path(), index_dir, report_dir, progress=scan_progress)
     reports = render_reports(report_dir)
     return {"corpus": str(corpus_dir), "index": str(index_dir), "build": build, "report_dir": str(report_dir),
             "summary": scan.summary, "reports": {k: str(v) for k, v in reports.items()}}
