@@ -455,7 +455,7 @@ def scan(datasets: tuple[Path, ...], index_dir: Path, out_dir: Path | None, sile
         for dataset, target in zip(datasets, out_dirs, strict=True):
             with _scan_progress(dataset, silent) as progress:
                 result = scan_dataset(dataset, index_dir, target, config, progress=progress, reader=reader)
-            summaries.append(result.summary)
+            summaries.append(result.summary.to_dict())
             if replaced is not None:
                 click.echo(f"note: replaced the scan of {replaced} in {target}", err=True)
             flagged = load_report(target)
@@ -628,10 +628,10 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
     gate = result.gate
     if output_format == "json":
         _emit_json({"passed": result.passed, "gate": gate.to_dict(),
-                    "reports": {k: str(v) for k, v in result.reports.items()}, "summary": result.scan.summary})
+                    "reports": {k: str(v) for k, v in result.reports.items()}, "summary": result.scan.summary.to_dict()})
     else:
         with workflow_commands_stopped():
-            render_scan_summary(result.scan.summary)
+            render_scan_summary(result.scan.summary, definition=definition)
             render_flagged(result.report)
             render_gate(gate.to_dict())
         click.echo("wrote " + ", ".join(str(p) for p in result.reports.values()))

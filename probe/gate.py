@@ -31,6 +31,7 @@ from probe.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from probe.check import CheckLimits
+    from probe.scan_output import ScanSummary
 
 __all__ = ["GateCheck", "GateResult", "check_baseline", "evaluate_gate", "require_baseline"]
 
@@ -81,7 +82,7 @@ def require_baseline(limits: CheckLimits, baseline_summary_path: str | Path | No
                           "the summary.json of an earlier scan, e.g. reports/main/summary.json")
 
 
-def evaluate_gate(summary: dict[str, Any], limits: CheckLimits, definition: str = "default", *,
+def evaluate_gate(summary: ScanSummary, limits: CheckLimits, definition: str = "default", *,
                   baseline_summary_path: str | Path | None = None, examples_path: str | Path | None = None,
                   baseline_examples_path: str | Path | None = None) -> GateResult:
     """Apply ``limits`` to a scan's summary (and its examples, for the baseline diff)."""
@@ -90,8 +91,8 @@ def evaluate_gate(summary: dict[str, Any], limits: CheckLimits, definition: str 
     check_definition(summary, definition)
     require_baseline(limits, baseline_summary_path)
     result = GateResult(passed=True, definition=definition)
-    count = int(summary["contaminated"][definition])
-    assessable = int(summary["assessable"])
+    count = summary.contaminated[definition]
+    assessable = summary.assessable
     limit = limits.max_contaminated
     if isinstance(limit, Fraction):  # a percentage of the assessable examples
         ok = Fraction(count * 100) <= limit * assessable
@@ -106,9 +107,9 @@ def evaluate_gate(summary: dict[str, Any], limits: CheckLimits, definition: str 
         if not ok:
             result.reasons.append(f"{count:,} contaminated example(s) ({definition}) > the limit of {limit:,}")
     if limits.min_coverage is not None:
-        target = summary["config"].get("target_field", "whole")
-        rec = summary["coverage"].get(f"{target}.surface")
-        mean = float(rec["mean"]) if rec else 0.0
+        target = summary.target_field
+        rec = summary.coverage.get(f"{target}.surface")
+        mean = rec.mean if rec else 0.0
         ok = mean >= limits.min_coverage
         result.checks.append(GateCheck("min_coverage", f"{limits.min_coverage:g}", f"{mean:g}", ok))
         if not ok:
@@ -127,7 +128,7 @@ def evaluate_gate(summary: dict[str, Any], limits: CheckLimits, definition: str 
     return result
 
 
-def check_baseline(baseline_summary_path: str | Path) -> dict[str, Any]:
+def check_baseline(baseline_summary_path: str | Path) -> ScanSummary:
     """Read and validate a baseline summary before scanning.
 
     ConfigError, not InputError: the baseline is part of what the caller asked for, so a
@@ -147,7 +148,7 @@ def check_baseline(baseline_summary_path: str | Path) -> dict[str, Any]:
     return summary
 
 
-def _baseline_diff(result: GateResult, summary: dict[str, Any], definition: str, baseline_path: Path,
+def _baseline_diff(result: GateResult, summary: ScanSummary, definition: str, baseline_path: Path,
                    examples_path: str | Path | None, baseline_examples_path: str | Path | None) -> None:
     from probe.report.model import EXAMPLES_NAME
 
@@ -158,13 +159,13 @@ def _baseline_diff(result: GateResult, summary: dict[str, Any], definition: str,
     if examples_path is None:
         raise ConfigError("the baseline diff needs this scan's examples.parquet (scan into a report directory)")
     base_examples = Path(baseline_examples_path) if baseline_examples_path else baseline_path.parent / EXAMPLES_NAME
-    if base_summary["index"].get("spec_fingerprint") != summary["index"].get("spec_fingerprint"):
+    if base_summary.index.spec_fingerprint != summary.index.spec_fingerprint:
         result.warnings.append("baseline was scanned with a different index spec "
-                               f"({base_summary['index'].get('spec_fingerprint')} vs "
-                               f"{summary['index'].get('spec_fingerprint')}): the diff mixes two measurements")
-    if base_summary["config"].get("thresholds") != summary["config"].get("thresholds"):
+                               f"({base_summary.index.spec_fingerprint} vs "
+                               f"{summary.index.spec_fingerprint}): the diff mixes two measurements")
+    if base_summary.config.thresholds != summary.config.thresholds:
         result.warnings.append("baseline used different thresholds: the diff mixes two measurements")
-    if definition not in base_summary["contaminated"]:
+    if definition not in base_summary.contaminated:
         raise ConfigError(f"baseline {baseline_path}: definition {definition!r} was not computed there")
     col = f"contaminated_{definition}"
     now_flagged = _ids_where(Path(examples_path), col, None)

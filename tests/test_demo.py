@@ -240,5 +240,5 @@ def test_run_demo_end_to_end_reports_scan_progress(tmp_path: Path) -> None:
 
     scan_progress = Recorder()
     result = run_demo(tmp_path, workers=1, scan_progress=scan_progress)
-    assert scan_progress.examples == result["summary"]["examples"] > 0
+    assert scan_progress.examples == result["summary"].examples > 0
     assert all(Path(p).is_file() for p in result["reports"].values())
