@@ -55,6 +55,15 @@ def refuse_credentials(uri: str) -> None:
 # --------------------------------------------------------------------------- names and magic bytes
 
 
+def split_compression(name: str) -> tuple[str, str | None]:
+    """``("data.jsonl", "gzip")`` for ``Data.JSONL.gz``: the lower-cased stem and the compression, if any."""
+    lower = name.lower()
+    for suffix, kind in COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            return lower[: -len(suffix)], kind
+    return lower, None
+
+
 def format_from_name(
     name: str, suffixes: tuple[tuple[str, str], ...], compressible: frozenset[str]
 ) -> tuple[str, str | None] | None:
@@ -64,12 +73,7 @@ def format_from_name(
     (``.gz``, ``.zst``, ``.zstd``) may follow one of the ``compressible`` formats. Each
     reader passes its own table (a corpus shard walk must not pick up ``.csv`` files).
     """
-    lower = name.lower()
-    compression = None
-    for suffix, kind in COMPRESSION_SUFFIXES:
-        if lower.endswith(suffix):
-            compression, lower = kind, lower[: -len(suffix)]
-            break
+    lower, compression = split_compression(name)
     for suffix, fmt in suffixes:
         if lower.endswith(suffix):
             if compression is not None and fmt not in compressible:
