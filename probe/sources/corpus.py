@@ -75,6 +75,8 @@ _SUFFIX_FORMATS: tuple[tuple[str, str], ...] = (
 _EXTENSIONS_HELP = ".jsonl.gz, .ndjson.gz, .jsonl.zst, .ndjson.zst, .parquet, .jsonl, .ndjson, .txt"
 
 _FINGERPRINT_CHUNK = 8 << 20
+DEFAULT_ID_FIELD = "id"  # read when ReaderOptions.id_field is None and the shard has it
+DEFAULT_SOURCE_FIELD = "source"  # likewise for ReaderOptions.source_field
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -107,8 +109,11 @@ class ReaderOptions:
     text_field: str = (
         "text"  # Parquet column or JSONL key holding the text (dotted path a.b allowed for JSONL)
     )
-    id_field: str | None = None  # optional column/key with a document id
-    source_field: str | None = None  # optional column/key with a source label
+    # Column/key with a document id, and one with a source label. None reads the conventional
+    # "id" / "source" column when the shard has one (and nothing when it has not): shards
+    # usually carry them, and provenance without them names only a row.
+    id_field: str | None = None
+    source_field: str | None = None
     batch_docs: int = 8192  # max documents per batch
     batch_bytes: int = 32 << 20  # max text bytes per batch (approximate: a batch holds at least one doc)
     max_record_bytes: int = 256 << 20  # a larger line/document is a bad record (error naming file:line)
@@ -407,21 +412,28 @@ def _check_text(text: str, what: str, max_bytes: int) -> int:
     return nbytes
 
 
+def _labels(values: list[str | None], explicit: bool) -> list[str] | None:
+    """Ids or sources of a batch: None when no document had one and none was asked for."""
+    if not explicit and all(v is None for v in values):
+        return None
+    return [v or "" for v in values]
+
+
 class _Batcher:
     """Collect documents into batches bounded by count and (approximately) by text bytes."""
 
     def __init__(self, options: ReaderOptions, stats: ShardReadStats) -> None:
         self._options = options
         self._stats = stats
-        self._with_ids = options.id_field is not None
-        self._with_sources = options.source_field is not None
+        self._explicit_ids = options.id_field is not None
+        self._explicit_sources = options.source_field is not None
         self._reset()
 
     def _reset(self) -> None:
         self._texts: list[str] = []
         self._rows: list[int] = []
-        self._ids: list[str] = []
-        self._sources: list[str] = []
+        self._ids: list[str | None] = []
+        self._sources: list[str | None] = []
         self._bytes = 0
 
     def add(self, text: str, nbytes: int, row: int, doc_id: str | None, source: str | None) -> list[DocBatch]:
@@ -430,10 +442,8 @@ class _Batcher:
             out.append(self._emit())
         self._texts.append(text)
         self._rows.append(row)
-        if self._with_ids:
-            self._ids.append(doc_id or "")
-        if self._with_sources:
-            self._sources.append(source or "")
+        self._ids.append(doc_id)
+        self._sources.append(source)
         self._bytes += nbytes
         if len(self._texts) >= self._options.batch_docs or self._bytes >= self._options.batch_bytes:
             out.append(self._emit())
@@ -446,8 +456,8 @@ class _Batcher:
         batch = DocBatch(
             texts=self._texts,
             rows=np.asarray(self._rows, dtype=np.int64),
-            ids=self._ids if self._with_ids else None,
-            sources=self._sources if self._with_sources else None,
+            ids=_labels(self._ids, self._explicit_ids),
+            sources=_labels(self._sources, self._explicit_sources),
         )
         self._stats.docs += len(self._texts)
         self._stats.bytes_read += self._bytes
@@ -621,10 +631,16 @@ def _missing_message(record: dict[str, Any], dotted: str) -> str:
     return f"field '{_display(dotted)}' missing; the path crosses {_json_kind(current)}"
 
 
-def _optional_text(record: dict[str, Any], dotted: str | None) -> str | None:
-    """An id/source value as a string. Lenient on purpose: a bad id should not cost the document."""
+def _optional_text(record: dict[str, Any], dotted: str | None, default: str) -> str | None:
+    """An id/source value as a string. Lenient on purpose: a bad id should not cost the document.
+
+    With no field named (``dotted`` None) the ``default`` key is read when the record has it;
+    a record without it gives None (no label), an explicitly named but missing field "".
+    """
     if dotted is None:
-        return None
+        if default not in record:
+            return None
+        dotted = default
     value = _lookup(record, dotted)
     if value is _MISSING or value is None:
         return ""
@@ -655,8 +671,8 @@ def _parse_jsonl_record(
     return (
         text,
         nbytes,
-        _optional_text(record, options.id_field),
-        _optional_text(record, options.source_field),
+        _optional_text(record, options.id_field, DEFAULT_ID_FIELD),
+        _optional_text(record, options.source_field, DEFAULT_SOURCE_FIELD),
     )
 
 
@@ -784,20 +800,28 @@ def _is_string_type(dtype: pa.DataType) -> bool:
     return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or (is_view and is_view(dtype)))
 
 
-def _parquet_columns(uri: str, schema: pa.Schema, options: ReaderOptions) -> list[str]:
-    """The projected columns (text first), validated against the schema."""
-    import pyarrow as pa
+def _parquet_columns(
+    uri: str, schema: pa.Schema, options: ReaderOptions
+) -> tuple[list[str], str | None, str | None]:
+    """The projected columns (text first), validated against the schema; also the id and source columns.
+
+    A column asked for must exist with a usable type; the default ``id``/``source`` columns
+    are read only when they exist with one (a shard without them is not an error).
+    """
 
     names = schema.names
     available = ", ".join(_display(n) for n in names) or "(none)"
     columns: list[str] = []
-    for role, name in (
-        ("text", options.text_field),
-        ("id", options.id_field),
-        ("source", options.source_field),
+    resolved: dict[str, str | None] = {"id": None, "source": None}
+    for role, name, default in (
+        ("text", options.text_field, None),
+        ("id", options.id_field, DEFAULT_ID_FIELD),
+        ("source", options.source_field, DEFAULT_SOURCE_FIELD),
     ):
         if name is None:
-            continue
+            if default not in names or not _is_label_type(schema.field(default).type):
+                continue
+            name = default
         if name not in names:
             raise InputError(
                 uri, f"{role} column '{_display(name)}' not found; available columns: {available}"
@@ -807,12 +831,20 @@ def _parquet_columns(uri: str, schema: pa.Schema, options: ReaderOptions) -> lis
             raise InputError(
                 uri, f"text column '{_display(name)}' has type {dtype}; expected a string column"
             )
-        if role != "text" and not (_is_string_type(dtype) or pa.types.is_integer(dtype)):
+        if role != "text" and not _is_label_type(dtype):
             raise InputError(
                 uri, f"{role} column '{_display(name)}' has type {dtype}; expected strings or integers"
             )
         columns.append(name)
-    return columns
+        if role != "text":
+            resolved[role] = name
+    return columns, resolved["id"], resolved["source"]
+
+
+def _is_label_type(dtype: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return _is_string_type(dtype) or pa.types.is_integer(dtype)
 
 
 def _column_values(array: Any) -> list[Any]:
@@ -862,7 +894,7 @@ def _read_parquet(
     with open_binary(uri) as native:
         pf = _open_parquet(native, uri)
         metadata = pf.metadata
-        columns = _parquet_columns(uri, pf.schema_arrow, options)
+        columns, id_field, source_field = _parquet_columns(uri, pf.schema_arrow, options)
         groups = _parquet_row_groups(uri, metadata, part)
         starts = np.concatenate(
             [[0], np.cumsum([metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)])]
@@ -876,7 +908,7 @@ def _read_parquet(
                     f"uncompressed size of the needed columns ({total:,} bytes) exceeds "
                     f"max_decompressed_bytes ({options.max_decompressed_bytes:,})",
                 )
-        text_field, id_field, source_field = options.text_field, options.id_field, options.source_field
+        text_field = options.text_field
         what = f"column '{_display(text_field)}'"
         batcher = _Batcher(options, stats)
         for g in groups:
