@@ -182,9 +182,10 @@ def index() -> None:
               help="Memory budget for all workers; buffers spill sorted runs to disk beyond it.")
 @click.option("--text-column", "--text-field", "text_field", default="text", show_default=True,
               help="Parquet column / JSONL key (dotted path allowed) holding the text.")
-@click.option("--id-column", "--id-field", "id_field", default=None, help="Optional document id column/key.")
+@click.option("--id-column", "--id-field", "id_field", default=None,
+              help="Document id column/key [default: `id` when the shard has it].")
 @click.option("--source-column", "--source-field", "source_field", default=None,
-              help="Optional source label column/key.")
+              help="Source label column/key [default: `source` when the shard has it].")
 @click.option("--row-groups-per-part", type=int, default=2, show_default=True,
               help="Parquet row groups per task (the unit of parallelism and of resume).")
 @click.option("--skip-bad-records", is_flag=True,
@@ -361,6 +362,10 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--id-field", default=None, help="Column holding the example id."),
         click.option("--group-by", default=None, help="Column to group results by (task, category, subject)."),
         click.option("--keep-templates", is_flag=True, help="Do not strip chat-template/role markers."),
+        click.option("--delimiter", default=None, metavar="CHAR",
+                     help="CSV/TSV field separator, e.g. ';' [default: ',' for .csv, tab for .tsv]."),
+        click.option("--skip-bad-records", is_flag=True,
+                     help="Skip (and count) malformed records instead of stopping at the first one."),
         click.option("--definitions", default=None,
                      help="Comma-separated contamination definitions [default: all the index supports]."),
         click.option("--target-field", type=click.Choice(["whole", "instruction", "input", "response"]),
@@ -385,7 +390,7 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str | None, group_by: str | None,
                  keep_templates: bool, definitions: str | None, target_field: str, max_docs: int,
                  seen_threshold: float, partial_threshold: float, batch_size: int, provenance_limit: int,
-                 verify: bool) -> Any:
+                 verify: bool, delimiter: str | None = None, skip_bad_records: bool = False) -> Any:
     from probe.scan import ScanConfig
     from probe.scoring import DEFINITIONS, Thresholds
     from probe.sources.datasets import DatasetOptions
@@ -400,6 +405,8 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
         raise ConfigError("thresholds must satisfy 0 <= --partial <= --seen <= 1")
     if max_docs < 1:
         raise ConfigError("--max-docs must be >= 1")
+    if delimiter in ("\\t", "tab"):  # `--delimiter '\t'` as typed in a shell means a tab
+        delimiter = "\t"
     defs = tuple(d.strip() for d in definitions.split(",") if d.strip()) if definitions else DEFINITIONS
     if "default" not in defs:
         defs = ("default", *defs)  # the verdict's own definition is always computed
@@ -408,13 +415,15 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
         definitions=defs, target_field=target_field,
         provenance_limit=provenance_limit, verify=verify,
         dataset=DatasetOptions(schema=schema, field_map=tuple(pairs), id_field=id_field, group_by=group_by,
-                               strip_templates=not keep_templates, batch_size=batch_size),
+                               strip_templates=not keep_templates, batch_size=batch_size,
+                               delimiter=delimiter, skip_bad_records=skip_bad_records),
     )
 
 
 def _config_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     names = ("schema", "field_map", "id_field", "group_by", "keep_templates", "definitions", "target_field",
-             "max_docs", "seen_threshold", "partial_threshold", "batch_size", "provenance_limit", "verify")
+             "max_docs", "seen_threshold", "partial_threshold", "batch_size", "provenance_limit", "verify",
+             "delimiter", "skip_bad_records")
     return {k: kwargs.pop(k) for k in names}
 
 

@@ -129,10 +129,49 @@ def test_roundtrip_texts_rows_ids_sources(tmp_path: Path, fmt: str) -> None:
     assert stats.skipped == 0
 
 
-def test_roundtrip_without_id_and_source_fields(tmp_path: Path) -> None:
-    batches, texts, _, _ = read_all(ref_for(write(tmp_path / "a.jsonl", jsonl_bytes(DOCS))))
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_id_and_source_columns_are_read_by_default_when_present(tmp_path: Path, fmt: str) -> None:
+    """`index build` without --id-column/--source-column still records the shards' `id` and `source`."""
+    if fmt == "parquet":
+        ref = ref_for(write_parquet(tmp_path / "a.parquet", docs_table()))
+    else:
+        ref = ref_for(write(tmp_path / "a.jsonl", jsonl_bytes(DOCS)))
+    batches, texts, _, _ = read_all(ref)
+    assert len(texts) == 3
+    assert [i for b in batches for i in b.ids] == ["d0", "d1", "d2"]
+    assert [s for b in batches for s in b.sources] == ["web", "books", "web"]
+
+
+def test_shards_without_id_and_source_columns_have_none(tmp_path: Path) -> None:
+    docs = [{"text": d["text"]} for d in DOCS]
+    batches, texts, _, _ = read_all(ref_for(write(tmp_path / "a.jsonl", jsonl_bytes(docs))))
     assert len(texts) == 3
     assert all(b.ids is None and b.sources is None for b in batches)
+    table = pa.table({"text": [d["text"] for d in DOCS], "id": [[1], [2], [3]]})  # a list is no label
+    batches, texts, _, _ = read_all(ref_for(write_parquet(tmp_path / "b.parquet", table)))
+    assert len(texts) == 3 and all(b.ids is None for b in batches)
+
+
+def test_jsonl_records_missing_the_default_id_get_empty_ids(tmp_path: Path) -> None:
+    docs = [{"text": "alpha beta", "id": "x"}, {"text": "gamma delta"}]
+    batches, _, _, _ = read_all(ref_for(write(tmp_path / "a.jsonl", jsonl_bytes(docs))))
+    assert [i for b in batches for i in b.ids] == ["x", ""]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b'{"text": "never closed', "invalid JSON: Unterminated string starting at column 10"),  # last line
+        (b'{"text": "a\tb"}\n', "invalid JSON: Invalid control character at column 12"),
+        (b'{"text": "a",\n', "invalid JSON: Expecting property name enclosed in double quotes at the end of the line"),
+    ],
+)
+def test_bad_json_record_message_has_one_clear_position(tmp_path: Path, line: bytes, expected: str) -> None:
+    """Not "starting at at column 10", nor json's own "line 2 column 1" for the line's newline."""
+    ref = ref_for(write(tmp_path / "a.jsonl", jsonl_bytes(DOCS[:1]) + line))
+    err = error_of(ref)
+    assert err.location == "line 2"
+    assert err.reason == expected
 
 
 def test_txt_is_one_document(tmp_path: Path) -> None:

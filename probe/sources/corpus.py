@@ -9,7 +9,7 @@ naming ``file:line`` / ``file:row`` or, with ``skip_bad_records``, counted with 
 Memory stays bounded whatever the file size: lines are read with a length limit,
 decompression is fed in small slices, and Parquet is read as column-projected record batches.
 
-Opening goes through :func:`_open_binary` only, so local paths and object-store URIs
+Opening goes through :func:`probe.sources._io.open_binary` only, so local paths and object-store URIs
 (``s3://``, ``gs://``, ``file://``; via ``pyarrow.fs``) share all the format logic.
 Heavy dependencies (pyarrow, zstandard, xxhash) are imported inside the functions that
 need them, to keep ``import probe`` cheap.
@@ -18,21 +18,32 @@ need them, to keep ``import probe`` cheap.
 from __future__ import annotations
 
 import fnmatch
-import gzip
-import io
 import json
 import os
-import re
 import stat
-import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from probe.errors import ConfigError, InputError
+from probe.sources._io import (
+    BOM,
+    BadRecord,
+    bad_record,
+    check_magic,
+    decode_utf8_line,
+    format_from_name,
+    is_uri,
+    iter_lines,
+    open_binary,
+    open_stream,
+    parse_json_line,
+    read_call,
+    read_exact,
+    refuse_credentials,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -56,26 +67,16 @@ SHARD_FORMATS = ("parquet", "jsonl", "jsonl.gz", "jsonl.zst", "txt")
 
 # Longest suffixes first, so "x.jsonl.gz" is not taken for something else.
 _SUFFIX_FORMATS: tuple[tuple[str, str], ...] = (
-    (".jsonl.gz", "jsonl.gz"),
-    (".ndjson.gz", "jsonl.gz"),
-    (".jsonl.zst", "jsonl.zst"),
-    (".ndjson.zst", "jsonl.zst"),
     (".parquet", "parquet"),
     (".jsonl", "jsonl"),
     (".ndjson", "jsonl"),
     (".txt", "txt"),
 )
-_EXTENSIONS_HELP = ", ".join(suffix for suffix, _ in _SUFFIX_FORMATS)
+_EXTENSIONS_HELP = ".jsonl.gz, .ndjson.gz, .jsonl.zst, .ndjson.zst, .parquet, .jsonl, .ndjson, .txt"
 
-_READ_CHUNK = 1 << 20  # bytes per read from the underlying file
 _FINGERPRINT_CHUNK = 8 << 20
-# zstd can expand ~32,768x (RLE blocks), so compressed input is fed in small slices:
-# one call then produces at most ~32 MiB, whatever the file contains.
-_ZSTD_FEED = 1024
-_ZSTD_MAX_WINDOW = 1 << 27  # 128 MiB, zstd's own default limit; a larger window is refused
-_MAX_EXAMPLES = 20
-_BOM = b"\xef\xbb\xbf"
-_URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DEFAULT_ID_FIELD = "id"  # read when ReaderOptions.id_field is None and the shard has it
+DEFAULT_SOURCE_FIELD = "source"  # likewise for ReaderOptions.source_field
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -108,8 +109,11 @@ class ReaderOptions:
     text_field: str = (
         "text"  # Parquet column or JSONL key holding the text (dotted path a.b allowed for JSONL)
     )
-    id_field: str | None = None  # optional column/key with a document id
-    source_field: str | None = None  # optional column/key with a source label
+    # Column/key with a document id, and one with a source label. None reads the conventional
+    # "id" / "source" column when the shard has one (and nothing when it has not): shards
+    # usually carry them, and provenance without them names only a row.
+    id_field: str | None = None
+    source_field: str | None = None
     batch_docs: int = 8192  # max documents per batch
     batch_bytes: int = 32 << 20  # max text bytes per batch (approximate: a batch holds at least one doc)
     max_record_bytes: int = 256 << 20  # a larger line/document is a bad record (error naming file:line)
@@ -170,7 +174,7 @@ def discover_shards(paths: Sequence[str]) -> list[ShardRef]:
         raise ConfigError("no corpus paths given")
     refs: list[tuple[str, ShardRef]] = []  # (dedupe key, ref)
     for path in paths:
-        if _URI_RE.match(path):
+        if is_uri(path):
             refs.extend(_discover_uri(path))
         else:
             refs.extend(_discover_local(path))
@@ -185,11 +189,11 @@ def discover_shards(paths: Sequence[str]) -> list[ShardRef]:
 
 
 def _format_for_name(name: str) -> str | None:
-    lower = name.lower()
-    for suffix, fmt in _SUFFIX_FORMATS:
-        if lower.endswith(suffix):
-            return fmt
-    return None
+    found = format_from_name(name, _SUFFIX_FORMATS, frozenset({"jsonl"}))
+    if found is None:
+        return None
+    fmt, compression = found
+    return fmt if compression is None else {"gzip": "jsonl.gz", "zstd": "jsonl.zst"}[compression]
 
 
 def _is_glob(path: str) -> bool:
@@ -304,21 +308,11 @@ def _local_ref(path: str, fmt: str) -> ShardRef:
     return ShardRef(uri=path, format=fmt, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
-def _refuse_credentials(uri: str) -> None:
-    """A URI carrying ``user:secret@`` is refused with the secret redacted: it would reach logs and reports."""
-    netloc = uri.split("://", 1)[1].split("/", 1)[0]
-    if "@" in netloc:
-        redacted = uri.replace(netloc, "***@" + netloc.rsplit("@", 1)[1], 1)
-        raise ConfigError(f"{redacted}: credentials inside a URI are not accepted (they would be echoed in "
-                          "messages); pass them through the environment (e.g. AWS_ACCESS_KEY_ID, "
-                          "AWS_SECRET_ACCESS_KEY) instead")
-
-
 def _discover_uri(uri: str) -> list[tuple[str, ShardRef]]:
     """Object-store discovery through pyarrow.fs: a file, a prefix ("directory") or a glob."""
     import pyarrow.fs as pafs
 
-    _refuse_credentials(uri)
+    refuse_credentials(uri)
     scheme_prefix = uri[: uri.index("://") + 3]
     base_uri, pattern = _split_glob(uri, "/") if _is_glob(uri[len(scheme_prefix) :]) else (uri, [])
     try:
@@ -357,233 +351,41 @@ def _discover_uri(uri: str) -> list[tuple[str, ShardRef]]:
         raise InputError(uri, "no such object or prefix")
     refs: list[tuple[str, ShardRef]] = []
     for file_uri, fmt, size, mtime_ns in found:
-        with _open_binary(file_uri) as fh:
-            _check_magic(file_uri, fmt, _read_exact(fh, 8, file_uri))
+        with open_binary(file_uri) as fh:
+            _check_magic(file_uri, fmt, read_exact(fh, 8, file_uri))
         refs.append((file_uri, ShardRef(uri=file_uri, format=fmt, size=size, mtime_ns=mtime_ns)))
     return refs
 
 
-# --------------------------------------------------------------------------- opening and sniffing
+# --------------------------------------------------------------------------- opening
 
 
-def _open_binary(uri: str) -> Any:
-    """Open a shard for binary reading: the only place that knows local paths from object stores.
-
-    Returns a random-access ``pyarrow.NativeFile`` (usable as a context manager), which
-    both the Parquet reader and the byte-stream readers accept.
-    """
-    import pyarrow as pa
-
-    try:
-        if _URI_RE.match(uri):
-            import pyarrow.fs as pafs
-
-            fs, path = pafs.FileSystem.from_uri(uri)
-            return fs.open_input_file(path)
-        return pa.OSFile(uri, "r")
-    except (OSError, ValueError) as e:
-        raise InputError(uri, f"cannot open: {e}") from e
+_SHARD_CONTAINERS: dict[str, tuple[str, str | None]] = {
+    "parquet": ("parquet", None),
+    "jsonl": ("jsonl", None),
+    "jsonl.gz": ("jsonl", "gzip"),
+    "jsonl.zst": ("jsonl", "zstd"),
+    "txt": ("txt", None),
+}
 
 
-def _read_exact(fh: Any, size: int, uri: str) -> bytes:
-    try:
-        return bytes(fh.read(size))
-    except OSError as e:
-        raise InputError(uri, f"read error: {e}") from e
-
-
-def _sniff(head: bytes) -> str | None:
-    """Name the container format the first bytes belong to, if any we know."""
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"\x28\xb5\x2f\xfd") or (
-        len(head) >= 4 and head[1:4] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50
-    ):
-        return "zstd"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"BZh") and len(head) >= 4 and head[3:4].isdigit():
-        return "bzip2"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    return None
+def _container(uri: str, fmt: str) -> tuple[str, str | None]:
+    """A shard format (``jsonl.gz``) as the input layer's (content format, compression)."""
+    if fmt not in _SHARD_CONTAINERS:
+        raise InputError(uri, f"unknown shard format {fmt!r}; expected one of {', '.join(SHARD_FORMATS)}")
+    return _SHARD_CONTAINERS[fmt]
 
 
 def _check_magic(uri: str, fmt: str, head: bytes) -> None:
-    """Refuse a file whose bytes contradict its extension (gzip named .jsonl, text named .zst)."""
-    kind = _sniff(head)
-    if fmt in ("jsonl", "txt"):
-        if kind is not None and not (kind == "parquet" and fmt == "txt"):
-            raise InputError(
-                uri,
-                f"file looks like {kind} data, but its name says plain {fmt}; rename it with the right extension",
-            )
-    elif fmt in ("jsonl.gz", "jsonl.zst"):
-        expected = "gzip" if fmt == "jsonl.gz" else "zstd"
-        magics = [b"\x1f\x8b"] if fmt == "jsonl.gz" else [b"\x28\xb5\x2f\xfd"]
-        if fmt == "jsonl.zst" and head and head[0] & 0xF0 == 0x50:
-            magics.append(head[:1] + b"\x2a\x4d\x18")  # a skippable frame
-        if not head or (len(head) < 4 and kind is None and any(m.startswith(head) for m in magics)):
-            raise InputError(
-                uri,
-                f"compressed stream truncated: the file is {len(head)} bytes (a complete {expected} file is longer)",
-            )
-        if kind != expected:
-            looks = f"{kind} data" if kind else "uncompressed data"
-            raise InputError(
-                uri, f"file is not {expected}-compressed (it looks like {looks}); check the extension"
-            )
-    elif fmt == "parquet":
-        if kind is not None and kind != "parquet":
-            raise InputError(uri, f"file looks like {kind} data, not Parquet")
-    else:
-        raise InputError(uri, f"unknown shard format {fmt!r}; expected one of {', '.join(SHARD_FORMATS)}")
+    check_magic(uri, *_container(uri, fmt), head)
 
 
-class _RawReader(io.RawIOBase):
-    """Adapt a ``NativeFile`` to ``io.RawIOBase`` so ``io.BufferedReader`` gives a C-speed bounded readline."""
-
-    def __init__(self, source: Any) -> None:
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-
-class _ZstdRaw(io.RawIOBase):
-    """Decompress a zstd file frame by frame and prove every frame ended.
-
-    ``stream_reader`` returns a clean EOF for a truncated file, so the shard would be
-    silently part-indexed. Here each frame gets its own ``decompressobj``; when the
-    compressed input runs out while a frame is open, that is a truncation error.
-    Skippable frames are handled by the decompressor; trailing garbage fails to parse
-    as a frame and is an error too.
-    """
-
-    def __init__(self, source: IO[bytes], uri: str) -> None:
-        import zstandard
-
-        self._zstd_error = zstandard.ZstdError
-        self._source = source
-        self._uri = uri
-        self._dctx = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
-        self._dobj = self._dctx.decompressobj()
-        self._frame_open = False  # the current decompressobj has consumed input but not reached eof
-        self._input = memoryview(b"")
-        self._carry = b""  # bytes after the end of the previous frame
-        self._output = memoryview(b"")
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._output:
-            if self._done:
-                return 0
-            self._step()
-        n = min(len(buffer), len(self._output))
-        buffer[:n] = self._output[:n]
-        self._output = self._output[n:]
-        return n
-
-    def _step(self) -> None:
-        if self._carry:
-            piece: bytes | memoryview = self._carry
-            self._carry = b""
-        else:
-            if not self._input:
-                try:
-                    chunk = self._source.read(_READ_CHUNK)
-                except OSError as e:
-                    raise InputError(self._uri, f"read error: {e}") from e
-                if not chunk:
-                    if self._frame_open:
-                        raise InputError(
-                            self._uri,
-                            "compressed stream truncated: the last zstd frame is incomplete "
-                            "(the file was cut short; re-download or re-create it)",
-                        )
-                    self._done = True
-                    return
-                self._input = memoryview(chunk)
-            piece = self._input[:_ZSTD_FEED]
-            self._input = self._input[_ZSTD_FEED:]
-        try:
-            out = self._dobj.decompress(piece)
-        except self._zstd_error as e:
-            raise InputError(self._uri, f"corrupt zstd data (or trailing garbage after a frame): {e}") from e
-        self._frame_open = True
-        if self._dobj.eof:
-            self._carry = self._dobj.unused_data
-            self._dobj = self._dctx.decompressobj()
-            self._frame_open = False
-        self._output = memoryview(out)
-
-
-@contextmanager
-def _open_stream(ref: ShardRef) -> Iterator[IO[bytes]]:
+def _open_stream(ref: ShardRef) -> Any:
     """The decompressed bytes of a JSONL/txt shard, after checking the magic bytes."""
-    with _open_binary(ref.uri) as native:
-        raw = io.BufferedReader(_RawReader(native), buffer_size=_READ_CHUNK)
-        try:
-            head = raw.peek(8)[:8]
-        except OSError as e:
-            raise InputError(ref.uri, f"read error: {e}") from e
-        _check_magic(ref.uri, ref.format, head)
-        if ref.format == "jsonl.gz":
-            yield gzip.GzipFile(fileobj=raw, mode="rb")
-        elif ref.format == "jsonl.zst":
-            yield io.BufferedReader(_ZstdRaw(raw, ref.uri), buffer_size=_READ_CHUNK)
-        else:
-            yield raw
-
-
-def _read_call(stream: IO[bytes], size: int, uri: str, *, line: bool) -> bytes:
-    """One bounded read, with decompression failures turned into InputError naming the file."""
-    try:
-        return stream.readline(size) if line else stream.read(size)
-    except EOFError as e:  # gzip: stream ended before the end-of-stream marker
-        raise InputError(
-            uri,
-            "compressed stream truncated: gzip data ended before its end-of-stream marker "
-            "(the file was cut short; re-download or re-create it)",
-        ) from e
-    except (OSError, zlib.error) as e:  # gzip.BadGzipFile (bad CRC, trailing garbage) is an OSError
-        raise InputError(uri, f"corrupt compressed data or read error: {e}") from e
+    return open_stream(ref.uri, *_container(ref.uri, ref.format))
 
 
 # --------------------------------------------------------------------------- bad records and batching
-
-
-class _BadRecord(Exception):
-    """A single record is unusable; the caller decides whether to raise or skip."""
-
-    def __init__(self, reason: str, message: str, location: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason  # short category for stats.skipped_reasons
-        self.message = message
-        self.location = location  # overrides the caller's location (e.g. "byte 17" in a text file)
-
-
-def _bad_record(
-    uri: str, location: str, bad: _BadRecord, options: ReaderOptions, stats: ShardReadStats
-) -> None:
-    location = bad.location or location
-    if not options.skip_bad_records:
-        raise InputError(uri, bad.message, location) from bad
-    stats.skipped += 1
-    stats.skipped_reasons[bad.reason] = stats.skipped_reasons.get(bad.reason, 0) + 1
-    if len(stats.skipped_examples) < _MAX_EXAMPLES:
-        stats.skipped_examples.append(f"{uri}:{location}: {bad.message}")
 
 
 def _utf8_len(text: str, what: str) -> int:
@@ -593,7 +395,7 @@ def _utf8_len(text: str, what: str) -> int:
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError as e:
-        raise _BadRecord(
+        raise BadRecord(
             "lone surrogate",
             f"{what} contains a lone surrogate U+{ord(text[e.start]):04X} at character {e.start} (not valid Unicode)",
         ) from e
@@ -601,13 +403,20 @@ def _utf8_len(text: str, what: str) -> int:
 
 def _check_text(text: str, what: str, max_bytes: int) -> int:
     if not text or text.isspace():
-        raise _BadRecord("empty text", f"{what} is empty or whitespace-only")
+        raise BadRecord("empty text", f"{what} is empty or whitespace-only")
     nbytes = _utf8_len(text, what)
     if nbytes > max_bytes:
-        raise _BadRecord(
+        raise BadRecord(
             "record too large", f"{what} has {nbytes:,} bytes, more than max_record_bytes ({max_bytes:,})"
         )
     return nbytes
+
+
+def _labels(values: list[str | None], explicit: bool) -> list[str] | None:
+    """Ids or sources of a batch: None when no document had one and none was asked for."""
+    if not explicit and all(v is None for v in values):
+        return None
+    return [v or "" for v in values]
 
 
 class _Batcher:
@@ -616,15 +425,15 @@ class _Batcher:
     def __init__(self, options: ReaderOptions, stats: ShardReadStats) -> None:
         self._options = options
         self._stats = stats
-        self._with_ids = options.id_field is not None
-        self._with_sources = options.source_field is not None
+        self._explicit_ids = options.id_field is not None
+        self._explicit_sources = options.source_field is not None
         self._reset()
 
     def _reset(self) -> None:
         self._texts: list[str] = []
         self._rows: list[int] = []
-        self._ids: list[str] = []
-        self._sources: list[str] = []
+        self._ids: list[str | None] = []
+        self._sources: list[str | None] = []
         self._bytes = 0
 
     def add(self, text: str, nbytes: int, row: int, doc_id: str | None, source: str | None) -> list[DocBatch]:
@@ -633,10 +442,8 @@ class _Batcher:
             out.append(self._emit())
         self._texts.append(text)
         self._rows.append(row)
-        if self._with_ids:
-            self._ids.append(doc_id or "")
-        if self._with_sources:
-            self._sources.append(source or "")
+        self._ids.append(doc_id)
+        self._sources.append(source)
         self._bytes += nbytes
         if len(self._texts) >= self._options.batch_docs or self._bytes >= self._options.batch_bytes:
             out.append(self._emit())
@@ -649,8 +456,8 @@ class _Batcher:
         batch = DocBatch(
             texts=self._texts,
             rows=np.asarray(self._rows, dtype=np.int64),
-            ids=self._ids if self._with_ids else None,
-            sources=self._sources if self._with_sources else None,
+            ids=_labels(self._ids, self._explicit_ids),
+            sources=_labels(self._sources, self._explicit_sources),
         )
         self._stats.docs += len(self._texts)
         self._stats.bytes_read += self._bytes
@@ -671,7 +478,7 @@ def shard_parts(ref: ShardRef, row_groups_per_part: int = 2) -> list[ShardPart]:
         raise ConfigError(f"row_groups_per_part must be >= 1, got {row_groups_per_part}")
     if ref.format != "parquet":
         return [ShardPart(index=0, total=1, row_groups=None)]
-    with _open_binary(ref.uri) as native:
+    with open_binary(ref.uri) as native:
         num_row_groups = _open_parquet(native, ref.uri).metadata.num_row_groups
     starts = list(range(0, num_row_groups, row_groups_per_part)) or [0]
     return [
@@ -693,9 +500,9 @@ def fingerprint_shard(ref: ShardRef) -> str:
     import xxhash
 
     digest = xxhash.xxh3_128()
-    with _open_binary(ref.uri) as native:
+    with open_binary(ref.uri) as native:
         while True:
-            chunk = _read_exact(native, _FINGERPRINT_CHUNK, ref.uri)
+            chunk = read_exact(native, _FINGERPRINT_CHUNK, ref.uri)
             if not chunk:
                 break
             digest.update(chunk)
@@ -746,10 +553,10 @@ def read_document(ref: ShardRef, row: int, options: ReaderOptions) -> str:
         if row != 0:
             raise InputError(ref.uri, f"row {row} out of range: a text shard is a single document (row 0)")
         with _open_stream(ref) as stream:
-            data = _read_call(stream, options.max_record_bytes + 1, ref.uri, line=False)
+            data = read_call(stream, options.max_record_bytes + 1, ref.uri, line=False)
         try:
             text, _ = _decode_txt(data, options)
-        except _BadRecord as bad:
+        except BadRecord as bad:
             raise InputError(ref.uri, bad.message, bad.location or "row 1") from bad
         return text
     raise InputError(
@@ -824,10 +631,16 @@ def _missing_message(record: dict[str, Any], dotted: str) -> str:
     return f"field '{_display(dotted)}' missing; the path crosses {_json_kind(current)}"
 
 
-def _optional_text(record: dict[str, Any], dotted: str | None) -> str | None:
-    """An id/source value as a string. Lenient on purpose: a bad id should not cost the document."""
+def _optional_text(record: dict[str, Any], dotted: str | None, default: str) -> str | None:
+    """An id/source value as a string. Lenient on purpose: a bad id should not cost the document.
+
+    With no field named (``dotted`` None) the ``default`` key is read when the record has it;
+    a record without it gives None (no label), an explicitly named but missing field "".
+    """
     if dotted is None:
-        return None
+        if default not in record:
+            return None
+        dotted = default
     value = _lookup(record, dotted)
     if value is _MISSING or value is None:
         return ""
@@ -843,81 +656,24 @@ def _parse_jsonl_record(
     line: bytes, line_start: int, options: ReaderOptions, compressed: bool
 ) -> tuple[str, int, str | None, str | None]:
     """Decode, parse and validate one JSONL line (stdlib json, strict) into (text, bytes, id, source)."""
-    try:
-        decoded = line.decode("utf-8")
-    except UnicodeDecodeError as e:
-        where = "decompressed stream" if compressed else "file"
-        raise _BadRecord(
-            "invalid UTF-8",
-            f"invalid UTF-8 (byte 0x{line[e.start]:02x}, {e.reason}) at byte {e.start} of the line, "
-            f"byte offset {line_start + e.start} in the {where}",
-        ) from e
-    try:
-        record = _JSON_DECODER.decode(decoded)
-    except json.JSONDecodeError as e:
-        raise _BadRecord("invalid JSON", f"invalid JSON: {e.msg} at column {e.colno}") from e
-    except RecursionError as e:
-        raise _BadRecord("invalid JSON", "invalid JSON: nested too deeply") from e
-    except ValueError as e:  # NaN/Infinity (parse_constant)
-        raise _BadRecord("invalid JSON", f"invalid JSON: {e}") from e
+    record = parse_json_line(decode_utf8_line(line, line_start, compressed), _JSON_DECODER)
     if not isinstance(record, dict):
-        raise _BadRecord("not an object", f"record is {_json_kind(record)}, expected a JSON object")
+        raise BadRecord("not an object", f"record is {_json_kind(record)}, expected a JSON object")
     text = _lookup(record, options.text_field)
     what = f"field '{_display(options.text_field)}'"
     if text is _MISSING:
-        raise _BadRecord("missing field", _missing_message(record, options.text_field))
+        raise BadRecord("missing field", _missing_message(record, options.text_field))
     if text is None:
-        raise _BadRecord("null text", f"{what} is null")
+        raise BadRecord("null text", f"{what} is null")
     if type(text) is not str:  # excludes _JsonNumber
-        raise _BadRecord("non-string text", f"{what} is {_json_kind(text)}, expected a string")
+        raise BadRecord("non-string text", f"{what} is {_json_kind(text)}, expected a string")
     nbytes = _check_text(text, what, options.max_record_bytes)
     return (
         text,
         nbytes,
-        _optional_text(record, options.id_field),
-        _optional_text(record, options.source_field),
+        _optional_text(record, options.id_field, DEFAULT_ID_FIELD),
+        _optional_text(record, options.source_field, DEFAULT_SOURCE_FIELD),
     )
-
-
-def _iter_lines(
-    stream: IO[bytes], uri: str, limit: int, cap: int | None
-) -> Iterator[tuple[int, int, bytes | None, int]]:
-    """Yield ``(line_index, byte_offset, line_or_None, length)`` with memory bounded by ``limit``.
-
-    ``line`` keeps its terminator (JSON ignores it) and is ``None`` when its content is
-    longer than ``limit``; the rest of such a line is drained in bounded chunks. ``cap``
-    bounds the total decompressed bytes (against bombs).
-    """
-    line_no = 0
-    offset = 0
-    while True:
-        line = _read_call(stream, limit + 2, uri, line=True)
-        if not line:
-            return
-        start = offset
-        offset += len(line)
-        oversized = False
-        if line.endswith(b"\n"):
-            content = len(line) - (2 if line.endswith(b"\r\n") else 1)
-            oversized = content > limit
-        elif len(line) == limit + 2:  # no newline within the limit: drain the rest of the line
-            oversized = True
-            while True:
-                if cap is not None and offset > cap:
-                    break
-                more = _read_call(stream, _READ_CHUNK, uri, line=True)
-                offset += len(more)
-                if not more or more.endswith(b"\n"):
-                    break
-        else:
-            oversized = len(line.rstrip(b"\r")) > limit
-        if cap is not None and offset > cap:
-            raise InputError(
-                uri,
-                f"decompressed data exceeds max_decompressed_bytes ({cap:,}); possibly a decompression bomb",
-            )
-        yield line_no, start, None if oversized else line, offset - start
-        line_no += 1
 
 
 def _read_jsonl(ref: ShardRef, options: ReaderOptions, stats: ShardReadStats) -> Iterator[DocBatch]:
@@ -925,27 +681,27 @@ def _read_jsonl(ref: ShardRef, options: ReaderOptions, stats: ShardReadStats) ->
     cap = options.max_decompressed_bytes if compressed else None
     batcher = _Batcher(options, stats)
     with _open_stream(ref) as stream:
-        for line_no, start, line, length in _iter_lines(stream, ref.uri, options.max_record_bytes, cap):
+        for line_no, start, line, length in iter_lines(stream, ref.uri, options.max_record_bytes, cap):
             location = f"line {line_no + 1}"
             if line is None:
                 stats.records += 1
-                bad = _BadRecord(
+                bad = BadRecord(
                     "record too large",
                     f"line of {length:,} bytes exceeds max_record_bytes ({options.max_record_bytes:,})",
                 )
-                _bad_record(ref.uri, location, bad, options, stats)
+                bad_record(ref.uri, location, bad, options.skip_bad_records, stats)
                 continue
-            if line_no == 0 and line.startswith(_BOM):
-                line = line[len(_BOM) :]
-                start += len(_BOM)
+            if line_no == 0 and line.startswith(BOM):
+                line = line[len(BOM) :]
+                start += len(BOM)
             if not line.strip(b" \t\r\n"):
                 stats.blank_lines += 1
                 continue
             stats.records += 1
             try:
                 text, nbytes, doc_id, source = _parse_jsonl_record(line, start, options, compressed)
-            except _BadRecord as bad:
-                _bad_record(ref.uri, location, bad, options, stats)
+            except BadRecord as bad:
+                bad_record(ref.uri, location, bad, options.skip_bad_records, stats)
                 continue
             yield from batcher.add(text, nbytes, line_no, doc_id, source)
     yield from batcher.finish()
@@ -955,22 +711,22 @@ def _read_jsonl_document(ref: ShardRef, row: int, options: ReaderOptions) -> str
     compressed = ref.format != "jsonl"
     cap = options.max_decompressed_bytes if compressed else None
     with _open_stream(ref) as stream:
-        for line_no, start, line, length in _iter_lines(stream, ref.uri, options.max_record_bytes, cap):
+        for line_no, start, line, length in iter_lines(stream, ref.uri, options.max_record_bytes, cap):
             if line_no < row:
                 continue
             location = f"line {line_no + 1}"
             if line is None:
                 raise InputError(ref.uri, f"line of {length:,} bytes exceeds max_record_bytes", location)
-            if line_no == 0 and line.startswith(_BOM):
-                line = line[len(_BOM) :]
-                start += len(_BOM)
+            if line_no == 0 and line.startswith(BOM):
+                line = line[len(BOM) :]
+                start += len(BOM)
             if not line.strip(b" \t\r\n"):
                 raise InputError(
                     ref.uri, "line is blank: no document here (the shard may have changed)", location
                 )
             try:
                 return _parse_jsonl_record(line, start, options, compressed)[0]
-            except _BadRecord as bad:
+            except BadRecord as bad:
                 raise InputError(ref.uri, bad.message, location) from bad
     raise InputError(
         ref.uri, f"row {row} out of range: the file has fewer lines (the shard may have changed)"
@@ -982,15 +738,15 @@ def _read_jsonl_document(ref: ShardRef, row: int, options: ReaderOptions) -> str
 
 def _decode_txt(data: bytes, options: ReaderOptions) -> tuple[str, int]:
     if len(data) > options.max_record_bytes:
-        raise _BadRecord(
+        raise BadRecord(
             "record too large", f"document exceeds max_record_bytes ({options.max_record_bytes:,})"
         )
-    start = len(_BOM) if data.startswith(_BOM) else 0
+    start = len(BOM) if data.startswith(BOM) else 0
     try:
         text = data[start:].decode("utf-8")
     except UnicodeDecodeError as e:
         offset = start + e.start
-        raise _BadRecord(
+        raise BadRecord(
             "invalid UTF-8",
             f"invalid UTF-8 (byte 0x{data[offset]:02x}, {e.reason}) at byte offset {offset}",
             f"byte {offset}",
@@ -1001,12 +757,12 @@ def _decode_txt(data: bytes, options: ReaderOptions) -> tuple[str, int]:
 def _read_txt(ref: ShardRef, options: ReaderOptions, stats: ShardReadStats) -> Iterator[DocBatch]:
     batcher = _Batcher(options, stats)
     with _open_stream(ref) as stream:
-        data = _read_call(stream, options.max_record_bytes + 1, ref.uri, line=False)
+        data = read_call(stream, options.max_record_bytes + 1, ref.uri, line=False)
     stats.records += 1
     try:
         text, nbytes = _decode_txt(data, options)
-    except _BadRecord as bad:
-        _bad_record(ref.uri, "row 1", bad, options, stats)
+    except BadRecord as bad:
+        bad_record(ref.uri, "row 1", bad, options.skip_bad_records, stats)
         return
     name = os.path.basename(ref.uri)
     yield from batcher.add(text, nbytes, 0, name if options.id_field else None, None)
@@ -1044,20 +800,28 @@ def _is_string_type(dtype: pa.DataType) -> bool:
     return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or (is_view and is_view(dtype)))
 
 
-def _parquet_columns(uri: str, schema: pa.Schema, options: ReaderOptions) -> list[str]:
-    """The projected columns (text first), validated against the schema."""
-    import pyarrow as pa
+def _parquet_columns(
+    uri: str, schema: pa.Schema, options: ReaderOptions
+) -> tuple[list[str], str | None, str | None]:
+    """The projected columns (text first), validated against the schema; also the id and source columns.
+
+    A column asked for must exist with a usable type; the default ``id``/``source`` columns
+    are read only when they exist with one (a shard without them is not an error).
+    """
 
     names = schema.names
     available = ", ".join(_display(n) for n in names) or "(none)"
     columns: list[str] = []
-    for role, name in (
-        ("text", options.text_field),
-        ("id", options.id_field),
-        ("source", options.source_field),
+    resolved: dict[str, str | None] = {"id": None, "source": None}
+    for role, name, default in (
+        ("text", options.text_field, None),
+        ("id", options.id_field, DEFAULT_ID_FIELD),
+        ("source", options.source_field, DEFAULT_SOURCE_FIELD),
     ):
         if name is None:
-            continue
+            if default not in names or not _is_label_type(schema.field(default).type):
+                continue
+            name = default
         if name not in names:
             raise InputError(
                 uri, f"{role} column '{_display(name)}' not found; available columns: {available}"
@@ -1067,12 +831,20 @@ def _parquet_columns(uri: str, schema: pa.Schema, options: ReaderOptions) -> lis
             raise InputError(
                 uri, f"text column '{_display(name)}' has type {dtype}; expected a string column"
             )
-        if role != "text" and not (_is_string_type(dtype) or pa.types.is_integer(dtype)):
+        if role != "text" and not _is_label_type(dtype):
             raise InputError(
                 uri, f"{role} column '{_display(name)}' has type {dtype}; expected strings or integers"
             )
         columns.append(name)
-    return columns
+        if role != "text":
+            resolved[role] = name
+    return columns, resolved["id"], resolved["source"]
+
+
+def _is_label_type(dtype: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return _is_string_type(dtype) or pa.types.is_integer(dtype)
 
 
 def _column_values(array: Any) -> list[Any]:
@@ -1119,10 +891,10 @@ def _read_parquet(
     import pyarrow as pa
 
     uri = ref.uri
-    with _open_binary(uri) as native:
+    with open_binary(uri) as native:
         pf = _open_parquet(native, uri)
         metadata = pf.metadata
-        columns = _parquet_columns(uri, pf.schema_arrow, options)
+        columns, id_field, source_field = _parquet_columns(uri, pf.schema_arrow, options)
         groups = _parquet_row_groups(uri, metadata, part)
         starts = np.concatenate(
             [[0], np.cumsum([metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)])]
@@ -1136,7 +908,7 @@ def _read_parquet(
                     f"uncompressed size of the needed columns ({total:,} bytes) exceeds "
                     f"max_decompressed_bytes ({options.max_decompressed_bytes:,})",
                 )
-        text_field, id_field, source_field = options.text_field, options.id_field, options.source_field
+        text_field = options.text_field
         what = f"column '{_display(text_field)}'"
         batcher = _Batcher(options, stats)
         for g in groups:
@@ -1154,14 +926,14 @@ def _read_parquet(
                         stats.records += 1
                         try:
                             if text is None:
-                                raise _BadRecord("null text", f"{what} is null")
+                                raise BadRecord("null text", f"{what} is null")
                             if isinstance(text, UnicodeDecodeError):
-                                raise _BadRecord(
+                                raise BadRecord(
                                     "invalid UTF-8", f"{what} holds invalid UTF-8 ({text.reason})"
                                 )
                             nbytes = _check_text(text, what, options.max_record_bytes)
-                        except _BadRecord as bad:
-                            _bad_record(uri, f"row {row + i + 1}", bad, options, stats)
+                        except BadRecord as bad:
+                            bad_record(uri, f"row {row + i + 1}", bad, options.skip_bad_records, stats)
                             continue
                         doc_id = _parquet_label(ids[i]) if ids is not None else None
                         source = _parquet_label(sources[i]) if sources is not None else None
@@ -1182,7 +954,7 @@ def _read_parquet_document(ref: ShardRef, row: int, options: ReaderOptions) -> s
     import pyarrow as pa
 
     uri = ref.uri
-    with _open_binary(uri) as native:
+    with open_binary(uri) as native:
         pf = _open_parquet(native, uri)
         metadata = pf.metadata
         _parquet_columns(uri, pf.schema_arrow, ReaderOptions(text_field=options.text_field))
