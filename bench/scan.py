@@ -65,7 +65,6 @@ def _whole_13gram_hashes(dataset: str, index: str):
 
     from probe import kernels
     from probe.index.reader import open_index
-    from probe.scan import _whole
     from probe.sources.datasets import DatasetOptions, read_examples
     from probe.text.tokenizers import Tokenizer
 
@@ -74,7 +73,7 @@ def _whole_13gram_hashes(dataset: str, index: str):
     hs, owners = [], []
     base = 0
     for batch in read_examples(dataset, DatasetOptions()):
-        tb = tok.tokenize([_whole(ex.fields) for ex in batch], "surface")
+        tb = tok.tokenize([ex.whole_text() for ex in batch], "surface")
         h, de, _pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, 13, spec.sample_mod)
         hs.append(h)
         owners.append(np.repeat(np.arange(len(batch), dtype=np.int64) + base, np.diff(de, prepend=0)))

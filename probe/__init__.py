@@ -20,6 +20,7 @@ import typing as _typing
 if _typing.TYPE_CHECKING:  # the names as type checkers and IDEs see them; at run time they load lazily
     from probe.check import CheckLimits, CheckResult, check_dataset
     from probe.config import BuildConfig, TextSpec
+    from probe.definitions import Definition, register_definition
     from probe.errors import (
         ConfigError,
         ExitCode,
@@ -39,9 +40,11 @@ if _typing.TYPE_CHECKING:  # the names as type checkers and IDEs see them; at ru
     from probe.gate import GateResult
     from probe.index.build import BuildResult, build_index
     from probe.index.reader import open_index
+    from probe.measures import Measure, register_measure
     from probe.scan import ScanConfig, ScanResult, scan_dataset
+    from probe.scan_output import ScanSummary
     from probe.scoring import Thresholds
-    from probe.sources.datasets import DatasetOptions
+    from probe.sources.dataset_model import DatasetOptions
 
 # public name -> the module that defines it (the one place to add a name; __all__ follows)
 _EXPORTS: dict[str, str] = {
@@ -55,13 +58,19 @@ _EXPORTS: dict[str, str] = {
     "BuildConfig": "probe.config",
     "ScanConfig": "probe.scan",
     "Thresholds": "probe.scoring",
-    "DatasetOptions": "probe.sources.datasets",
+    "DatasetOptions": "probe.sources.dataset_model",
     "CheckLimits": "probe.check",
     # results
     "BuildResult": "probe.index.build",
     "ScanResult": "probe.scan",
     "GateResult": "probe.gate",
     "CheckResult": "probe.check",
+    "ScanSummary": "probe.scan_output",
+    # extending a scan: contamination definitions and measures are registries
+    "Definition": "probe.definitions",
+    "register_definition": "probe.definitions",
+    "Measure": "probe.measures",
+    "register_measure": "probe.measures",
     # errors and exit codes
     "ExitCode": "probe.errors",
     "ProbeError": "probe.errors",
@@ -86,6 +95,7 @@ __all__ = [
     "CheckResult",
     "ConfigError",
     "DatasetOptions",
+    "Definition",
     "ExitCode",
     "GateResult",
     "IndexFormatError",
@@ -94,11 +104,13 @@ __all__ = [
     "IndexMissingError",
     "IndexWriteError",
     "InputError",
+    "Measure",
     "NothingAssessableError",
     "ProbeError",
     "ProbeIndexError",
     "ScanConfig",
     "ScanResult",
+    "ScanSummary",
     "SpecMismatchError",
     "TextSpec",
     "ThresholdExceeded",
@@ -108,6 +120,8 @@ __all__ = [
     "build_index",
     "check_dataset",
     "open_index",
+    "register_definition",
+    "register_measure",
     "scan_dataset",
 ]
 

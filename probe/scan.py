@@ -47,7 +47,14 @@ from probe.scan_output import (
     ScanSummary,
 )
 from probe.scoring import Thresholds, llama2_class, verdicts
-from probe.sources.datasets import FIELDS, DatasetOptions, DatasetReadStats, detect_schema, read_examples
+from probe.sources.datasets import (
+    FIELDS,
+    DatasetOptions,
+    DatasetReadStats,
+    dataset_name,
+    detect_schema,
+    read_examples,
+)
 from probe.text.tokenizers import Tokenizer
 
 LOOKAHEAD_BATCHES = 4  # batches tokenized ahead while the index is still loading
@@ -129,10 +136,6 @@ def scan_dataset(dataset: str | Path | Any, index_dir: str | Path | None = None,
     finally:
         if own_reader:
             reader.close()
-
-
-def _whole(ex_fields: dict[str, str]) -> str:
-    return "\n".join(ex_fields[f] for f in FIELDS if ex_fields.get(f))
 
 
 @dataclass
@@ -258,7 +261,7 @@ class _Scan:
             summary = _build_summary(self, schema, time.perf_counter() - started)
             if self.acc.examples == 0 or summary.assessable == 0:
                 raise NothingAssessableError(
-                    f"{_display_name(self.dataset)}: nothing assessable ({_count(self.acc.examples, 'example')} "
+                    f"{dataset_name(self.dataset)}: nothing assessable ({_count(self.acc.examples, 'example')} "
                     f"read, {self.stats.skipped} skipped; every example is shorter than n={min(self.ctx.ns)} "
                     "tokens or empty)")
             table = sink.publish(summary.to_dict())
@@ -349,7 +352,7 @@ def _llama2_column(surface: dict[int, Any], thresholds: Thresholds, e: int) -> d
 
 def _prepare_batch(examples: list[Any], tokenizer: Tokenizer, views: list[str]) -> ScanBatch:
     field_texts = {f: [ex.fields.get(f, "") for ex in examples] for f in FIELDS}
-    field_texts["whole"] = [_whole(ex.fields) for ex in examples]
+    field_texts["whole"] = [ex.whole_text() for ex in examples]  # conversation order kept
     # tokenize every field of the batch as one document list per view
     all_texts = [t for f in SCAN_FIELDS for t in field_texts[f]]
     tokens = {view: tokenizer.tokenize(all_texts, view, with_offsets=(view == "surface")) for view in views}
@@ -383,10 +386,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def _display_name(dataset: Any) -> str:
-    return str(dataset) if isinstance(dataset, (str, Path)) else "<records>"
-
-
 def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
     acc, config, stats = scan.acc, scan.config, scan.stats
     reader = scan.ctx.reader
@@ -409,7 +408,7 @@ def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
     return ScanSummary(
         tool={"name": "probe", "version": _version()},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dataset=DatasetInfo(path=_display_name(scan.dataset), schema=schema.name, mapping=schema.mapping,
+        dataset=DatasetInfo(path=dataset_name(scan.dataset), schema=schema.name, mapping=schema.mapping,
                             id_field=schema.id_field, group_field=schema.group_field, records=stats.records,
                             skipped=stats.skipped, skipped_reasons=dict(stats.skipped_reasons),
                             skipped_examples=list(stats.skipped_examples)),

@@ -26,6 +26,11 @@ def _needs_pandas(block: str) -> bool:
 
 
 def _run(blocks: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    from probe import definitions, measures
+
+    # what the example registers must not leak into other tests' scans
+    monkeypatch.setattr(definitions, "_REGISTRY", dict(definitions._REGISTRY))
+    monkeypatch.setattr(measures, "_REGISTRY", dict(measures._REGISTRY))
     monkeypatch.chdir(tmp_path)  # nothing the example does may land in the checkout
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile

@@ -177,7 +177,7 @@ def test_check_dataset_returns_the_result_and_writes_the_reports(env: dict[str, 
 
     result = check_dataset(env["dirty"], env["index"], tmp_path / "r", limits=CheckLimits(max_contaminated=0))
     assert result.passed is False and result.gate.reasons == ["1 contaminated example(s) (default) > the limit of 0"]
-    assert result.scan.summary["contaminated"]["default"] == 1
+    assert result.scan.summary.contaminated["default"] == 1
     assert [item.id for item in result.report.flagged] == ["d1"]
     assert set(result.reports) == {"html", "markdown", "junit"} and all(p.is_file() for p in result.reports.values())
     assert (result.out_dir / "gate.json").is_file()

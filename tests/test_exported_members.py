@@ -18,6 +18,49 @@ REQUIRED = {"build_index", "open_index", "scan_dataset", "check_dataset", "TextS
             "ConfigError", "InputError", "ProbeIndexError", "ExitCode", "__version__"}
 
 
+# the whole public API: a name added to or removed from probe.__all__ must be added or removed here too
+PINNED = [
+    "BuildConfig",
+    "BuildResult",
+    "CheckLimits",
+    "CheckResult",
+    "ConfigError",
+    "DatasetOptions",
+    "Definition",
+    "ExitCode",
+    "GateResult",
+    "IndexFormatError",
+    "IndexLockedError",
+    "IndexMismatchError",
+    "IndexMissingError",
+    "IndexWriteError",
+    "InputError",
+    "Measure",
+    "NothingAssessableError",
+    "ProbeError",
+    "ProbeIndexError",
+    "ScanConfig",
+    "ScanResult",
+    "ScanSummary",
+    "SpecMismatchError",
+    "TextSpec",
+    "ThresholdExceeded",
+    "Thresholds",
+    "WorkerDiedError",
+    "__version__",
+    "build_index",
+    "check_dataset",
+    "open_index",
+    "register_definition",
+    "register_measure",
+    "scan_dataset",
+]
+
+
+def test_all_is_the_pinned_list() -> None:
+    assert probe.__all__ == PINNED
+
+
 def _exposed() -> set[str]:
     """Every public name the module offers: loaded already, or loadable on first access."""
     import types

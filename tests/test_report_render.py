@@ -11,6 +11,7 @@ import html.parser
 import json
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from fractions import Fraction
 from io import StringIO
 from pathlib import Path
@@ -30,6 +31,7 @@ from probe.report.markdown import MAX_BYTES, md_text, render_markdown
 from probe.report.model import load_report
 from probe.report.render import render_reports, safe_target, write_atomic
 from probe.report.terminal import render_flagged, render_gate, render_scan_summary, workflow_commands_stopped
+from probe.scan_output import CoverageStats, ScanSummary
 from report_fixture import (
     ATTR_BREAKOUT,
     JS_URL,
@@ -420,8 +422,8 @@ def test_terminal_neutralizes_data(report_dir: Path) -> None:
 
 def test_terminal_wrapped_lines_never_start_a_workflow_command(report_dir: Path) -> None:
     model = load_report(report_dir)
-    summary = json.loads(json.dumps(model.summary))
-    summary["dataset"]["path"] = "x " * 46 + "::error::wrapped onto its own line"
+    summary = replace(model.summary, dataset=replace(model.summary.dataset,
+                                                     path="x " * 46 + "::error::wrapped onto its own line"))
     buf = StringIO()
     render_scan_summary(summary, Console(width=100, file=buf, no_color=True, color_system=None))
     lines = buf.getvalue().splitlines()
@@ -445,9 +447,15 @@ def test_workflow_commands_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ------------------------------------------------------------------ gate boundaries
-def _summary(contaminated: int, assessable: int, mean: float = 0.5) -> dict:
-    return {"contaminated": {"default": contaminated}, "assessable": assessable, "unavailable_definitions": {},
-            "config": {"target_field": "whole"}, "coverage": {"whole.surface": {"mean": mean}}}
+def _summary(contaminated: int, assessable: int, mean: float = 0.5) -> ScanSummary:
+    """The fixture's scan summary with the numbers a gate reads replaced."""
+    from report_fixture import _rows, fixed_examples
+    from report_fixture import _summary as fixture_summary
+
+    examples = fixed_examples()
+    base = ScanSummary.from_dict(fixture_summary(examples, _rows(examples, True), "data.jsonl"))
+    coverage = dict(base.coverage, **{"whole.surface": CoverageStats(assessable, mean, [0] * 20)})
+    return replace(base, contaminated={"default": contaminated}, assessable=assessable, coverage=coverage)
 
 
 @pytest.mark.parametrize(("count", "limit", "passed"), [
@@ -492,7 +500,7 @@ def test_baseline_diff_by_id(tmp_path: Path) -> None:
     base = fixed_examples()
     base_dir = write_examples(tmp_path / "base", [dict(e, flags=()) if e["id"] == "ex-007" else e for e in base])
     now_dir = write_examples(tmp_path / "now", [*base, dict(base[0], id="ex-new")])
-    summary = json.loads((now_dir / "summary.json").read_text())
+    summary = ScanSummary.from_dict(json.loads((now_dir / "summary.json").read_text()))
     result = evaluate_gate(summary, CheckLimits(max_new_contaminated=1),
                            baseline_summary_path=base_dir / "summary.json", examples_path=now_dir / "examples.parquet")
     assert result.new_contaminated_ids == ["ex-007", "ex-new"]

@@ -484,7 +484,6 @@ def dir_bytes(path: Path) -> int:
 # =========================================================================== prep
 def prep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Corpus subset for --smoke; the datasets' whole text (probe's reader) as WORK/datasets/NAME.jsonl."""
-    from probe.scan import _whole
     from probe.sources.datasets import DatasetOptions, read_examples
 
     out: dict[str, Any] = {"datasets": {}}
@@ -514,7 +513,7 @@ def prep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         with open(dsdir / f"{name}.jsonl", "w", encoding="utf-8") as g:
             for batch in read_examples(orig, DatasetOptions()):
                 for ex in batch:
-                    g.write(json.dumps({"i": ex.row, "text": _whole(ex.fields)}, ensure_ascii=False) + "\n")
+                    g.write(json.dumps({"i": ex.row, "text": ex.whole_text()}, ensure_ascii=False) + "\n")
                     n += 1
         out["datasets"][name] = {"source": str(src), "examples": n, "file": str(orig)}
     return out
