@@ -140,7 +140,7 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
     from probe.config import BuildConfig, TextSpec
     from probe.index import segment
     from probe.sources.corpus import ReaderOptions, ShardReadStats, discover_shards, read_shard, shard_parts
-    from probe.text.tokenizers import Tokenizer, char_classes, encode_codepoints
+    from probe.text.tokenizers import Tokenizer, char_classes, encode_codepoints, script_split_flag
 
     tune_allocator()  # the build's workers do this too, and run pyarrow single-threaded
     pa.set_cpu_count(1)
@@ -201,7 +201,7 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
             with t_enc:
                 cps, doc_ends = encode_codepoints(norm)
             with t_kern:
-                kernels.tokenize_words(cps, doc_ends, lut, spec.seed, False)
+                kernels.tokenize_words(cps, doc_ends, lut, spec.seed, False, script_split_flag(spec))
             del norm, cps, doc_ends
         del batches
 
@@ -218,7 +218,7 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
                 hash_windows += h.shape[0]
                 rows_out += uh.shape[0]
                 del h, de, _pos
-            n_docs += tb.num_docs
+            n_docs += tb.doc_token_ends.shape[0]
         del tbs
         task_need.append(4 * sum(a.nbytes + b.nbytes + c.nbytes for rs in rows.values() for a, b, c in rs))
 
