@@ -43,6 +43,12 @@ CLS_SCRIPT = np.uint16(128)
 CLS_MARK = np.uint16(256)
 NO_SCRIPT_SPLIT = np.uint16(0)  # tokenizer rules 1: CJK letters join word runs like any letter
 
+# The words tokenizer's own uint8 table, one per tokenizer rules (tokenizers.word_classes): the rules
+# live in the table, so a plain letter takes exactly the branch it took before split letters existed.
+WORDS_RUN = np.uint8(1)  # joins a run of word characters (== CLS_WORD, so tokenize_chars reads it too)
+WORDS_SPLIT = np.uint8(2)  # a token of its own, with the WORDS_MARK characters after it
+WORDS_MARK = np.uint8(4)  # a combining mark (category M)
+
 
 @njit(cache=True, inline="always")
 def fmix64(k):
@@ -111,20 +117,37 @@ def utf8_to_codepoints(buf, n_cps):
 
 
 @njit(cache=True)
-def tokenize_words(cps, doc_ends, lut, seed, want_offsets, script_split):
+def _token_capacity(cps, doc_ends, lut, split_flag):
+    """An upper bound on the tokens of a batch, for the output buffers.
+
+    Runs of word characters are separated by at least one other character, so a document of
+    m code points has at most ceil(m/2) <= m//2 + 1 runs: n//2 + (number of documents) for the
+    batch (n//2 + 1 overflowed on short documents). Each split letter adds at most one token.
+    A tight bound matters: a buffer past glibc's mmap threshold (32 MiB) is mapped fresh, page
+    faults included, on every call (+40 % time on 8 MB batches).
+    """
+    n = cps.shape[0]
+    cap = n // 2 + doc_ends.shape[0] + 1
+    if split_flag and cps.itemsize > 1:  # an ASCII (uint8) batch holds no split letter
+        for i in range(n):
+            c = cps[i]
+            if c >= 0x0E00 and (lut[c] & split_flag):  # no split script lies below Thai
+                cap += 1
+    return cap
+
+
+@njit(cache=True)
+def tokenize_words(cps, doc_ends, word_lut, seed, want_offsets):
     """Split each document into maximal runs of word characters and hash them.
 
     ``cps``: code points of the concatenated documents (uint8 for ASCII batches,
     uint32 otherwise); ``doc_ends[d]``: end offset of document d in ``cps``.
-    ``script_split``: CLS_SCRIPT (rules 2) makes every CLS_SCRIPT letter, with the
-    CLS_MARK characters that follow it, a token of its own (ending any run before it);
-    NO_SCRIPT_SPLIT (rules 1) gives the plain runs. Returns (token_hashes,
-    doc_token_ends, token_starts, token_ends); the offsets are empty unless ``want_offsets``.
+    ``word_lut``: :func:`probe.text.tokenizers.word_classes` of the tokenizer rules. A
+    WORDS_SPLIT letter, with the WORDS_MARK characters right after it, is a token of its
+    own (ending any run before it). Returns (token_hashes, doc_token_ends,
+    token_starts, token_ends); the offsets are empty unless ``want_offsets``.
     """
-    n = cps.shape[0]
-    # plain runs: a document of m code points has at most ceil(m/2) <= m//2 + 1 tokens, so the
-    # batch has at most n//2 + (number of documents); split letters can make every code point one
-    cap = (n if script_split else n // 2) + doc_ends.shape[0] + 1
+    cap = _token_capacity(cps, doc_ends, word_lut, WORDS_SPLIT)
     hashes = np.empty(cap, dtype=np.uint64)
     starts = np.empty(cap if want_offsets else 0, dtype=np.int64)
     ends = np.empty(cap if want_offsets else 0, dtype=np.int64)
@@ -139,33 +162,33 @@ def tokenize_words(cps, doc_ends, lut, seed, want_offsets, script_split):
         tstart = 0
         while pos < end:
             c = cps[pos]
-            cl = lut[c]
-            if cl & CLS_WORD:
-                if cl & script_split:
-                    if in_tok:
-                        hashes[t] = fmix64(h)
-                        if want_offsets:
-                            starts[t] = tstart
-                            ends[t] = pos
-                        t += 1
-                        in_tok = False
-                    tstart = pos
-                    h = (h0 ^ np.uint64(c)) * FNV_PRIME
-                    pos += 1
-                    while pos < end and (lut[cps[pos]] & CLS_MARK):
-                        h = (h ^ np.uint64(cps[pos])) * FNV_PRIME
-                        pos += 1
-                    hashes[t] = fmix64(h)
-                    if want_offsets:
-                        starts[t] = tstart
-                        ends[t] = pos
-                    t += 1
-                    continue
+            cl = word_lut[c]
+            if cl & WORDS_RUN:
                 if not in_tok:
                     in_tok = True
                     h = h0
                     tstart = pos
                 h = (h ^ np.uint64(c)) * FNV_PRIME
+            elif cl & WORDS_SPLIT:
+                if in_tok:
+                    hashes[t] = fmix64(h)
+                    if want_offsets:
+                        starts[t] = tstart
+                        ends[t] = pos
+                    t += 1
+                    in_tok = False
+                tstart = pos
+                h = (h0 ^ np.uint64(c)) * FNV_PRIME
+                pos += 1
+                while pos < end and (word_lut[cps[pos]] & WORDS_MARK):
+                    h = (h ^ np.uint64(cps[pos])) * FNV_PRIME
+                    pos += 1
+                hashes[t] = fmix64(h)
+                if want_offsets:
+                    starts[t] = tstart
+                    ends[t] = pos
+                t += 1
+                continue
             elif in_tok:
                 hashes[t] = fmix64(h)
                 if want_offsets:
@@ -274,13 +297,12 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets,
     one line) becomes ``<q>``, a capitalized word not at a sentence start becomes
     ``<name>``, an identifier-looking word (``snake_case``, ``camelCase``,
     letters+digits) becomes ``<id>``; other words are lowercased per code point.
-    ``mask_hashes`` = token hashes of [<num>, <q>, <name>, <id>]. ``script_split`` as in
-    :func:`tokenize_words`: a split letter (with its marks) is a plain word of its own, and
-    it bounds quotes like a non-word character does (Chinese and Japanese put no space there).
+    ``mask_hashes`` = token hashes of [<num>, <q>, <name>, <id>]. ``script_split``:
+    CLS_SCRIPT (rules 2) makes a CLS_SCRIPT letter, with the CLS_MARK characters after it, a
+    plain word of its own that bounds quotes like a non-word character does (Chinese and
+    Japanese put no space there); NO_SCRIPT_SPLIT (rules 1) gives the plain runs.
     """
-    n = cps.shape[0]
-    # as in tokenize_words: n//2 + documents for plain runs, every code point with split letters
-    cap = (n if script_split else n // 2) + doc_ends.shape[0] + 1
+    cap = _token_capacity(cps, doc_ends, lut, script_split)
     hashes = np.empty(cap, dtype=np.uint64)
     starts = np.empty(cap if want_offsets else 0, dtype=np.int64)
     ends = np.empty(cap if want_offsets else 0, dtype=np.int64)

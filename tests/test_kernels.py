@@ -352,3 +352,12 @@ def test_hf_tokenizer_file_changed_after_indexing_is_refused(tmp_path: Path) -> 
     (d / "tokenizer.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="changed: sha256"):
         Tokenizer(spec)
+
+
+def test_split_letters_lie_at_or_above_thai() -> None:
+    """kernels._token_capacity skips code points below U+0E00 when it counts split letters."""
+    from probe.text.tokenizers import char_classes, word_classes
+
+    assert not (char_classes()[:0x0E00] & kernels.CLS_SCRIPT).any()
+    assert not (word_classes(2)[:0x0E00] & kernels.WORDS_SPLIT).any()
+    assert not (word_classes(1) & kernels.WORDS_SPLIT).any()

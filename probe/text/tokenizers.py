@@ -168,6 +168,23 @@ def _build_char_classes() -> np.ndarray:
     return lut
 
 
+@lru_cache(maxsize=2)
+def word_classes(tokenizer_rules: int) -> np.ndarray:
+    """The words tokenizer's uint8 table (kernels.WORDS_*) under the given tokenizer rules.
+
+    Derived from :func:`char_classes` with whole-array operations (milliseconds). Under rules 1
+    split letters are ordinary run letters, so the table is the plain-runs tokenizer.
+    """
+    classes = char_classes()
+    word = (classes & kernels.CLS_WORD) != 0
+    split = (classes & kernels.CLS_SCRIPT) != 0 if tokenizer_rules >= 2 else np.zeros_like(word)
+    lut = np.zeros(0x110000, dtype=np.uint8)
+    lut[word & ~split] |= kernels.WORDS_RUN
+    lut[split] |= kernels.WORDS_SPLIT
+    lut[(classes & kernels.CLS_MARK) != 0] |= kernels.WORDS_MARK
+    return lut
+
+
 @lru_cache(maxsize=1)
 def simple_lower() -> np.ndarray:
     """Per-code-point lowercase mapping (1:1 only; multi-char lowercasings keep the code point)."""
@@ -220,6 +237,7 @@ class Tokenizer:
     def __init__(self, spec: TextSpec) -> None:
         self.spec = spec
         self._script_split = script_split_flag(spec)
+        self._word_lut: np.ndarray | None = None  # built on first use (hf: tokenizers never need it)
         self._normalize = get_normalizer(spec.normalizer)
         self._hf = None
         if spec.tokenizer.startswith("hf:"):
@@ -253,9 +271,10 @@ class Tokenizer:
         if view == "pattern":
             norm = [normalize_nfkc(t) for t in texts]
             cps, doc_ends = encode_codepoints(norm)
+            # an ASCII batch holds no split letter: the plain-runs path is the same result, faster
+            split = kernels.NO_SCRIPT_SPLIT if cps.dtype == np.uint8 else self._script_split
             h, dte, s, e = kernels.tokenize_pattern(
-                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets,
-                self._script_split,
+                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets, split
             )
         elif view != "surface":
             raise ConfigError(f"unknown view {view!r}")
@@ -264,12 +283,11 @@ class Tokenizer:
         else:
             norm = self.normalize(texts)
             cps, doc_ends = encode_codepoints(norm)
-            if self.spec.tokenizer == "words":
-                h, dte, s, e = kernels.tokenize_words(
-                    cps, doc_ends, char_classes(), seed, with_offsets, self._script_split
-                )
-            else:
-                h, dte, s, e = kernels.tokenize_chars(cps, doc_ends, char_classes(), seed, with_offsets)
+            words = self.spec.tokenizer == "words"
+            if self._word_lut is None:  # chars: every word character is a token, whatever the rules
+                self._word_lut = word_classes(self.spec.tokenizer_rules if words else 1)
+            kernel = kernels.tokenize_words if words else kernels.tokenize_chars
+            h, dte, s, e = kernel(cps, doc_ends, self._word_lut, seed, with_offsets)
         if not with_offsets:
             return TokenBatch(h, dte)
         s, e = _relative_offsets(s, e, dte, doc_ends)
