@@ -140,7 +140,7 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
     from probe.config import BuildConfig, TextSpec
     from probe.index import segment
     from probe.sources.corpus import ReaderOptions, ShardReadStats, discover_shards, read_shard, shard_parts
-    from probe.text.tokenizers import Tokenizer, char_classes, encode_codepoints
+    from probe.text.tokenizers import Tokenizer, char_classes, encode_codepoints, word_classes
 
     tune_allocator()  # the build's workers do this too, and run pyarrow single-threaded
     pa.set_cpu_count(1)
@@ -163,7 +163,7 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
 
     shards = discover_shards([str(corpus)])
     parts = [(ref, part) for ref in shards for part in shard_parts(ref, cfg.row_groups_per_part)]
-    lut = char_classes()
+    lut = word_classes(spec.tokenizer_rules)
 
     t_read, t_tok, t_hash, t_agg, t_write = Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch()
     t_norm, t_enc, t_kern, t_ngram, t_dedupe = Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch(), Stopwatch()
@@ -218,7 +218,7 @@ def run_stages(corpus: Path, tmp: Path) -> dict[str, Any]:
                 hash_windows += h.shape[0]
                 rows_out += uh.shape[0]
                 del h, de, _pos
-            n_docs += tb.num_docs
+            n_docs += tb.doc_token_ends.shape[0]
         del tbs
         task_need.append(4 * sum(a.nbytes + b.nbytes + c.nbytes for rs in rows.values() for a, b, c in rs))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,11 @@ from probe.text.normalize import NORMALIZERS, UNICODE_VERSION
 VIEWS = ("surface", "pattern")
 HASH_ALGORITHM = "probe-ngram-v1"  # fnv1a-64 over code points/ids + fmix64; polynomial n-gram combine
 DEFAULT_NS = (8, 13)
+# Versions of the words tokenizer's (and pattern view's) segmentation rules, see probe.text.tokenizers:
+# 1: every maximal run of word characters is a token; 2: as 1, but each letter of a script written without
+# spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) with its combining marks is a token of its own.
+TOKENIZER_RULES = (1, 2)
+LEGACY_TOKENIZER_RULES = 1  # what a stored spec without the field was built with
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,10 @@ class TextSpec:
     rule applies at query time, so long shared spans are still found.
     ``doc_sample_k`` bounds the per-n-gram document-id sample used for joint
     (same-document) coverage: exact for n-grams in at most k documents of a segment.
+    ``tokenizer_rules`` versions how the ``words`` tokenizer and the pattern view segment text
+    (:data:`TOKENIZER_RULES`). New specs get the newest rules; a stored spec written before the field
+    existed loads as :data:`LEGACY_TOKENIZER_RULES`, and a legacy spec leaves the field out of
+    :meth:`to_dict`, so an existing index keeps its fingerprint and scans exactly as it was built.
     """
 
     normalizer: str = "nfkc_casefold"
@@ -43,6 +52,7 @@ class TextSpec:
     doc_sample_k: int = 4
     hash_algorithm: str = HASH_ALGORITHM
     unicode_version: str = UNICODE_VERSION
+    tokenizer_rules: int = TOKENIZER_RULES[-1]
 
     def __post_init__(self) -> None:
         if self.normalizer not in NORMALIZERS:
@@ -52,6 +62,9 @@ class TextSpec:
         bad_views = [v for v in self.views if v not in VIEWS]
         if not self.views or bad_views:
             raise ConfigError(f"unknown view(s) {bad_views or '(none)'}; choose from {', '.join(VIEWS)}")
+        if self.tokenizer_rules not in TOKENIZER_RULES:
+            raise ConfigError(f"unknown tokenizer_rules {self.tokenizer_rules!r}; this probe knows "
+                              f"{', '.join(map(str, TOKENIZER_RULES))} (written by a newer probe?)")
         if "pattern" in self.views and self.tokenizer != "words":
             raise ConfigError("the pattern view needs the words tokenizer")
         if not self.ns or any((not isinstance(n, int)) or n < 1 or n > 256 for n in self.ns):
@@ -73,6 +86,13 @@ class TextSpec:
         return 1 << self.bucket_bits
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in an index; a legacy ``tokenizer_rules`` is left out (see the class doc)."""
+        d = self._all_fields()
+        if d["tokenizer_rules"] == LEGACY_TOKENIZER_RULES:
+            del d["tokenizer_rules"]
+        return d
+
+    def _all_fields(self) -> dict[str, Any]:
         d = asdict(self)
         d["views"] = list(self.views)
         d["ns"] = list(self.ns)
@@ -85,6 +105,8 @@ class TextSpec:
         if unknown:
             raise ConfigError(f"text spec has unknown fields {sorted(unknown)} (written by a newer probe?)")
         kwargs = dict(data)
+        # written before the field existed: those indexes were built with the legacy rules
+        kwargs.setdefault("tokenizer_rules", LEGACY_TOKENIZER_RULES)
         if "views" in kwargs:
             kwargs["views"] = tuple(kwargs["views"])
         if "ns" in kwargs:
@@ -98,8 +120,13 @@ class TextSpec:
 
     def diff(self, other: TextSpec) -> list[str]:
         """Human lines ``field: mine != theirs`` for every differing field."""
-        a, b = self.to_dict(), other.to_dict()
-        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+        a, b = self._all_fields(), other._all_fields()
+        lines = [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+        if a["tokenizer_rules"] != b["tokenizer_rules"]:
+            lines.append("(tokenizer_rules 1 is the segmentation of indexes built before CJK/Thai text was split "
+                         "per character; an index keeps the rules it was built with: rebuild it into a new "
+                         "directory to get the current ones)")
+        return lines
 
     def with_tokenizer_hash(self) -> TextSpec:
         """Fill ``tokenizer_sha256`` from the tokenizer file, so a changed file is a changed spec."""
@@ -112,7 +139,7 @@ class TextSpec:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as e:
             raise ConfigError(f"cannot read tokenizer file {path}: {e.strerror or e}") from e
-        return TextSpec(**{**self.to_dict(), "tokenizer_sha256": digest})
+        return replace(self, tokenizer_sha256=digest)
 
 
 @dataclass(frozen=True)

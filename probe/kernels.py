@@ -23,21 +23,31 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-U64 = np.uint64
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 POLY_P = np.uint64(0x9E3779B97F4A7C15)
 N_SALT = np.uint64(0x632BE59BD9B4E019)
 EMPTY32 = np.uint32(0xFFFFFFFF)
 
-# Character classes of the words tokenizer LUT (one byte per code point).
-CLS_WORD = np.uint8(1)
-CLS_UPPER = np.uint8(2)
-CLS_DIGIT = np.uint8(4)
-CLS_QUOTE = np.uint8(8)
-CLS_SENTENCE_END = np.uint8(16)
-CLS_NEWLINE = np.uint8(32)
-CLS_SPACE = np.uint8(64)
+# Character classes of the words tokenizer LUT (uint16 flags per code point).
+CLS_WORD = np.uint16(1)
+CLS_UPPER = np.uint16(2)
+CLS_DIGIT = np.uint16(4)
+CLS_QUOTE = np.uint16(8)
+CLS_SENTENCE_END = np.uint16(16)
+CLS_NEWLINE = np.uint16(32)
+CLS_SPACE = np.uint16(64)
+# A letter of a script written without spaces (Han, kana, Thai, ...): with ``script_split`` =
+# CLS_SCRIPT (tokenizer rules 2) it is a token of its own, with the CLS_MARK characters after it.
+CLS_SCRIPT = np.uint16(128)
+CLS_MARK = np.uint16(256)
+NO_SCRIPT_SPLIT = np.uint16(0)  # tokenizer rules 1: CJK letters join word runs like any letter
+
+# The words tokenizer's own uint8 table, one per tokenizer rules (tokenizers.word_classes): the rules
+# live in the table, so a plain letter takes exactly the branch it took before split letters existed.
+WORDS_RUN = np.uint8(1)  # joins a run of word characters (== CLS_WORD, so tokenize_chars reads it too)
+WORDS_SPLIT = np.uint8(2)  # a token of its own, with the WORDS_MARK characters after it
+WORDS_MARK = np.uint8(4)  # a combining mark (category M)
 
 
 @njit(cache=True, inline="always")
@@ -107,18 +117,37 @@ def utf8_to_codepoints(buf, n_cps):
 
 
 @njit(cache=True)
-def tokenize_words(cps, doc_ends, lut, seed, want_offsets):
+def _token_capacity(cps, doc_ends, lut, split_flag):
+    """An upper bound on the tokens of a batch, for the output buffers.
+
+    Runs of word characters are separated by at least one other character, so a document of
+    m code points has at most ceil(m/2) <= m//2 + 1 runs: n//2 + (number of documents) for the
+    batch (n//2 + 1 overflowed on short documents). Each split letter adds at most one token.
+    A tight bound matters: a buffer past glibc's mmap threshold (32 MiB) is mapped fresh, page
+    faults included, on every call (+40 % time on 8 MB batches).
+    """
+    n = cps.shape[0]
+    cap = n // 2 + doc_ends.shape[0] + 1
+    if split_flag and cps.itemsize > 1:  # an ASCII (uint8) batch holds no split letter
+        for i in range(n):
+            c = cps[i]
+            if c >= 0x0E00 and (lut[c] & split_flag):  # no split script lies below Thai
+                cap += 1
+    return cap
+
+
+@njit(cache=True)
+def tokenize_words(cps, doc_ends, word_lut, seed, want_offsets):
     """Split each document into maximal runs of word characters and hash them.
 
     ``cps``: code points of the concatenated documents (uint8 for ASCII batches,
     uint32 otherwise); ``doc_ends[d]``: end offset of document d in ``cps``.
-    Returns (token_hashes, doc_token_ends, token_starts, token_ends); the offsets are
-    empty unless ``want_offsets``.
+    ``word_lut``: :func:`probe.text.tokenizers.word_classes` of the tokenizer rules. A
+    WORDS_SPLIT letter, with the WORDS_MARK characters right after it, is a token of its
+    own (ending any run before it). Returns (token_hashes, doc_token_ends,
+    token_starts, token_ends); the offsets are empty unless ``want_offsets``.
     """
-    n = cps.shape[0]
-    # a document of m code points has at most ceil(m/2) <= m//2 + 1 tokens, so the batch
-    # has at most n//2 + (number of documents); n//2 + 1 overflowed on short documents
-    cap = n // 2 + doc_ends.shape[0] + 1
+    cap = _token_capacity(cps, doc_ends, word_lut, WORDS_SPLIT)
     hashes = np.empty(cap, dtype=np.uint64)
     starts = np.empty(cap if want_offsets else 0, dtype=np.int64)
     ends = np.empty(cap if want_offsets else 0, dtype=np.int64)
@@ -133,12 +162,33 @@ def tokenize_words(cps, doc_ends, lut, seed, want_offsets):
         tstart = 0
         while pos < end:
             c = cps[pos]
-            if lut[c] & CLS_WORD:
+            cl = word_lut[c]
+            if cl & WORDS_RUN:
                 if not in_tok:
                     in_tok = True
                     h = h0
                     tstart = pos
                 h = (h ^ np.uint64(c)) * FNV_PRIME
+            elif cl & WORDS_SPLIT:
+                if in_tok:
+                    hashes[t] = fmix64(h)
+                    if want_offsets:
+                        starts[t] = tstart
+                        ends[t] = pos
+                    t += 1
+                    in_tok = False
+                tstart = pos
+                h = (h0 ^ np.uint64(c)) * FNV_PRIME
+                pos += 1
+                while pos < end and (word_lut[cps[pos]] & WORDS_MARK):
+                    h = (h ^ np.uint64(cps[pos])) * FNV_PRIME
+                    pos += 1
+                hashes[t] = fmix64(h)
+                if want_offsets:
+                    starts[t] = tstart
+                    ends[t] = pos
+                t += 1
+                continue
             elif in_tok:
                 hashes[t] = fmix64(h)
                 if want_offsets:
@@ -227,8 +277,19 @@ def _token_kind(cps, lut, s, e, sentence_start):
     return 0
 
 
+@njit(cache=True, inline="always")
+def _run_end(cps, lut, pos, end, script_split):
+    """End of the run of word characters from ``pos`` (a split letter ends it)."""
+    while pos < end:
+        cl = lut[cps[pos]]
+        if not (cl & CLS_WORD) or (cl & script_split):
+            break
+        pos += 1
+    return pos
+
+
 @njit(cache=True)
-def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets):
+def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets, script_split):
     """The pattern view: words with slots masked, so instances of a template match.
 
     Runs on case-preserving (NFKC) text. Numbers (with inner ``.``/``,``) become
@@ -236,12 +297,12 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets)
     one line) becomes ``<q>``, a capitalized word not at a sentence start becomes
     ``<name>``, an identifier-looking word (``snake_case``, ``camelCase``,
     letters+digits) becomes ``<id>``; other words are lowercased per code point.
-    ``mask_hashes`` = token hashes of [<num>, <q>, <name>, <id>].
+    ``mask_hashes`` = token hashes of [<num>, <q>, <name>, <id>]. ``script_split``:
+    CLS_SCRIPT (rules 2) makes a CLS_SCRIPT letter, with the CLS_MARK characters after it, a
+    plain word of its own that bounds quotes like a non-word character does (Chinese and
+    Japanese put no space there); NO_SCRIPT_SPLIT (rules 1) gives the plain runs.
     """
-    n = cps.shape[0]
-    # a document of m code points has at most ceil(m/2) <= m//2 + 1 tokens, so the batch
-    # has at most n//2 + (number of documents); n//2 + 1 overflowed on short documents
-    cap = n // 2 + doc_ends.shape[0] + 1
+    cap = _token_capacity(cps, doc_ends, lut, script_split)
     hashes = np.empty(cap, dtype=np.uint64)
     starts = np.empty(cap if want_offsets else 0, dtype=np.int64)
     ends = np.empty(cap if want_offsets else 0, dtype=np.int64)
@@ -258,7 +319,8 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets)
             cl = lut[c]
             if cl & CLS_QUOTE:
                 # An opening quote: preceded by start/non-word, followed by a non-space.
-                prev_ok = pos == doc_start or not (lut[cps[pos - 1]] & CLS_WORD)
+                prev_cl = lut[cps[pos - 1]] if pos > doc_start else np.uint16(0)
+                prev_ok = pos == doc_start or not (prev_cl & CLS_WORD) or (prev_cl & script_split)
                 if prev_ok and pos + 1 < end and not (lut[cps[pos + 1]] & (CLS_SPACE | CLS_NEWLINE)):
                     close = -1
                     j = pos + 1
@@ -268,7 +330,7 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets)
                         if cj & CLS_NEWLINE:
                             break
                         if (cj & CLS_QUOTE) and not (lut[cps[j - 1]] & CLS_SPACE):
-                            if j + 1 >= end or not (lut[cps[j + 1]] & CLS_WORD):
+                            if j + 1 >= end or not (lut[cps[j + 1]] & CLS_WORD) or (lut[cps[j + 1]] & script_split):
                                 close = j
                                 break
                         j += 1
@@ -285,8 +347,12 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets)
                 continue
             if cl & CLS_WORD:
                 s = pos
-                while pos < end and (lut[cps[pos]] & CLS_WORD):
+                if cl & script_split:
                     pos += 1
+                    while pos < end and (lut[cps[pos]] & CLS_MARK):
+                        pos += 1
+                else:
+                    pos = _run_end(cps, lut, pos, end, script_split)
                 # Numbers keep inner separators: 3.14, 1,000.
                 if lut[cps[s]] & CLS_DIGIT:
                     while (
@@ -294,9 +360,7 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets)
                         and (cps[pos] == 46 or cps[pos] == 44)
                         and (lut[cps[pos + 1]] & CLS_DIGIT)
                     ):
-                        pos += 1
-                        while pos < end and (lut[cps[pos]] & CLS_WORD):
-                            pos += 1
+                        pos = _run_end(cps, lut, pos + 1, end, script_split)
                 kind = _token_kind(cps, lut, s, pos, sentence_start)
                 if kind == 1 or (kind == 0 and (lut[cps[s]] & CLS_DIGIT)):
                     hashes[t] = mask_hashes[0]
@@ -479,31 +543,6 @@ def reduce_sorted(hashes, counts, docs, samples, k):
             out_s[u, p] = v
     u += 1
     return out_h[:u].copy(), out_c[:u].copy(), out_d[:u].copy(), out_s[:u].copy()
-
-
-@njit(cache=True)
-def matched_runs(matched, doc_ends):
-    """Per document: longest run of consecutive matched n-grams and where it starts.
-
-    Returns (run_len, run_start) arrays of one entry per document (in n-gram units).
-    """
-    nd = doc_ends.shape[0]
-    best = np.zeros(nd, dtype=np.int64)
-    best_start = np.full(nd, -1, dtype=np.int64)
-    start = 0
-    for d in range(nd):
-        end = doc_ends[d]
-        cur = 0
-        for i in range(start, end):
-            if matched[i]:
-                cur += 1
-                if cur > best[d]:
-                    best[d] = cur
-                    best_start[d] = i - cur + 1 - start
-            else:
-                cur = 0
-        start = end
-    return best, best_start
 
 
 @njit(cache=True)

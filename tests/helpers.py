@@ -84,16 +84,35 @@ def is_word_char(ch: str) -> bool:
     return ch == "_" or unicodedata.category(ch)[0] in "LMN"
 
 
-def ref_words(text: str) -> list[str]:
-    """Maximal runs of word characters (categories L*, M*, N* and '_')."""
+def is_split_letter(ch: str) -> bool:
+    """A letter of a script written without spaces (tokenizer rules 2 give it a token of its own)."""
+    from probe.text.tokenizers import SCRIPT_SPLIT_RANGES
+
+    return unicodedata.category(ch)[0] == "L" and any(lo <= ord(ch) <= hi for lo, hi in SCRIPT_SPLIT_RANGES)
+
+
+def ref_words(text: str, rules: int = 2) -> list[str]:
+    """Maximal runs of word characters (categories L*, M*, N* and '_'); under rules 2 a split-script
+    letter and the marks (M*) right after it are a token of their own."""
     out: list[str] = []
     cur: list[str] = []
+    cluster = False  # cur is a split letter + its marks
     for ch in text:
-        if is_word_char(ch):
+        if cluster and unicodedata.category(ch)[0] == "M":
+            cur.append(ch)
+            continue
+        if rules >= 2 and is_split_letter(ch):
+            if cur:
+                out.append("".join(cur))
+            cur, cluster = [ch], True
+        elif is_word_char(ch):
+            if cluster:
+                out.append("".join(cur))
+                cur, cluster = [], False
             cur.append(ch)
         elif cur:
             out.append("".join(cur))
-            cur = []
+            cur, cluster = [], False
     if cur:
         out.append("".join(cur))
     return out

@@ -15,9 +15,10 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO, probe_env, ref_id_hash, ref_ngram_hashes, ref_token_hash
+from helpers import REPO, probe_env, ref_id_hash, ref_ngram_hashes, ref_normalize, ref_token_hash, ref_words
 from probe import kernels
-from probe.config import HASH_ALGORITHM, TextSpec
+from probe.config import HASH_ALGORITHM, LEGACY_TOKENIZER_RULES, TextSpec
+from probe.errors import ConfigError
 from probe.text.tokenizers import MASK_TOKENS, Tokenizer, mask_hashes
 
 
@@ -127,12 +128,97 @@ GOLDEN_NGRAMS = {
 }
 
 
+# The text spec of an index built before tokenizer_rules existed, as its probe-index.json stores it.
+LEGACY_SPEC_DICT = {"bucket_bits": 8, "doc_sample_k": 4, "hash_algorithm": "probe-ngram-v1",
+                    "normalizer": "nfkc_casefold", "ns": [8, 13], "sample_mod": 1, "seed": 0, "tokenizer": "words",
+                    "tokenizer_sha256": None, "unicode_version": "14.0.0", "views": ["surface"]}
+
+
+def legacy_spec(seed: int) -> TextSpec:
+    return TextSpec.from_dict({**LEGACY_SPEC_DICT, "seed": seed})
+
+
 @pytest.mark.parametrize("seed", sorted(GOLDEN_WORD_TOKENS))
 def test_words_tokenizer_token_hashes_golden(seed: int) -> None:
-    tb = Tokenizer(TextSpec(seed=seed)).tokenize([SENTENCE])
+    """The rules-1 vectors: what every index built before tokenizer_rules existed holds."""
+    assert legacy_spec(seed) == TextSpec(seed=seed, tokenizer_rules=1, unicode_version="14.0.0")
+    tb = Tokenizer(legacy_spec(seed)).tokenize([SENTENCE])
     assert hexes(tb.token_hashes) == GOLDEN_WORD_TOKENS[seed]
-    # 'Ωmega's' -> 'ωmega', 's'; '#42' -> '42'; 'café_au_lait' is one token
+    # 'Ωmega's' -> 'ωmega', 's'; '#42' -> '42'; 'café_au_lait' is one token; so is '東京'
     assert tb.doc_token_ends.tolist() == [18]
+
+
+def test_legacy_spec_dict_loads_as_rules_1_and_keeps_its_fingerprint() -> None:
+    spec = TextSpec.from_dict(LEGACY_SPEC_DICT)
+    assert spec.tokenizer_rules == LEGACY_TOKENIZER_RULES == 1
+    assert spec.to_dict() == LEGACY_SPEC_DICT  # written back without the field
+    assert spec.fingerprint() == "0acdf9e5058fccc4"  # the fingerprint such an index was committed with
+    assert TextSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_new_specs_default_to_rules_2_and_store_them() -> None:
+    spec = TextSpec(unicode_version="14.0.0")
+    assert spec.tokenizer_rules == 2
+    assert spec.to_dict() == {**LEGACY_SPEC_DICT, "tokenizer_rules": 2}
+    assert spec.fingerprint() != TextSpec.from_dict(LEGACY_SPEC_DICT).fingerprint()
+    assert TextSpec.from_dict(spec.to_dict()) == spec
+    assert any(line.startswith("tokenizer_rules: 2 != 1") for line in spec.diff(TextSpec.from_dict(LEGACY_SPEC_DICT)))
+    with pytest.raises(ConfigError, match="unknown tokenizer_rules 3"):
+        TextSpec(tokenizer_rules=3)
+
+
+# Tokenizer rules 2: Han, kana and Thai letters one token per character cluster (with a variation selector
+# on 葛), digits and Latin words still runs.
+CJK_SENTENCE = "東京タワーは2023年に完成した。我们使用Python编程，ภาษาไทย ๑๒๓ 葛\U000E0100城"
+CJK_TOKENS = ["東", "京", "タ", "ワ", "ー", "は", "2023", "年", "に", "完", "成", "し", "た", "我", "们", "使", "用",
+              "python", "编", "程", "ภ", "า", "ษ", "า", "ไ", "ท", "ย", "๑๒๓", "葛\U000E0100", "城"]
+GOLDEN_RULES2_TOKENS = {
+    0: ["0xba0814a17bc1f048", "0x03f9dcb7d723c4a7", "0x5c6bfe81f37ba3d6", "0x51e55596d9398210",
+        "0xe6048df178c32909", "0xf91a31b3645403bf", "0x7aea25eaf3dd5b37", "0x6e462707bb463422",
+        "0xd2f881d9b5511b10", "0x1e62fec4fc9a6934", "0xbaed75f525bb74a6", "0xab7e374d40ca0d78",
+        "0x766b10e6f962bfa0", "0xbc81110998fdd4ce", "0x7b58100f3dd1779c", "0x489086b7dc2639ca",
+        "0x49294ae9b8e1b952", "0xd0c744ebce8251f2", "0xb83b6d8760189bbe", "0x5d237c0f5a6116df",
+        "0x383fa7d2f92a7d28", "0xee799435eaab7d75", "0xb51be8084d9d89e9", "0xee799435eaab7d75",
+        "0xe256aad3127404d5", "0xa1a1b631778ac2b3", "0xd06d3567b47ae521", "0xfa68b5a3919fafd1",
+        "0xb31e53689228138b", "0x1f1297ddaa7d9aa3"],
+    42: ["0x83bc0047d669f4be", "0x81de9737d38ce59d", "0x84ea18af56a13af4", "0xa8bcd154240f00f9",
+         "0x223c73d80c2f3c2d", "0x1882432856d8d677", "0xe3d7d58554dfb4fa", "0x9aaba0bdeea14225",
+         "0x257792f9bc202544", "0x4186409db569daf7", "0xb116358c87f2e867", "0xac1f6941213b0e57",
+         "0xa38aab7da69100a3", "0xf8d4ea02ba703d2f", "0xfab555d1e0293e2f", "0x01f9775c5219410e",
+         "0xe0a133f96ed380d2", "0xe6cea0edfdc88ac2", "0xe99ba83fffc8cf44", "0xeb3f1b2d740d14d5",
+         "0xb0e6b215ad362b05", "0xd027757c2dd54cd3", "0x3ea35e4994f756de", "0xd027757c2dd54cd3",
+         "0x5320ce6c0e142808", "0x1ac38ca1a1617e46", "0xe98a0aaa0c2c3c41", "0x4395be3a47cba3de",
+         "0xba6c72a7722576a2", "0xd67a70fb67d94861"],
+}
+GOLDEN_RULES2_NGRAMS_8 = [
+    "0xf29c5abf65774825", "0x0d337ab59c293e70", "0x74aa3fbedc2fa780", "0x6de8d50e482dd799", "0xd2076ff101bce32f",
+    "0x8671eb0f39d7ff83", "0xcc75aba4d1d17bf0", "0x3f4721fb58ce5504", "0xbd3ed036630292c6", "0x11ae626017b6e649",
+    "0xb0356bf054610747", "0xbe8cee1f00fec6f1", "0x0bec49691f1ae96a", "0xd69095cd1a2336a2", "0xc09007c86049fecb",
+    "0x4fb533f394a4b3f6", "0xc6e2b80efab25b4b", "0x5d43541cf78b04a2", "0xa8100b28e3c1b96f", "0xad71f579537d2df0",
+    "0x827f6267452c5b98", "0x7a05b8e091071b2a", "0xd34fb351979b9ea6"]
+
+
+@pytest.mark.parametrize("seed", sorted(GOLDEN_RULES2_TOKENS))
+def test_rules_2_token_hashes_golden(seed: int) -> None:
+    tb = Tokenizer(TextSpec(seed=seed)).tokenize([CJK_SENTENCE], with_offsets=True)
+    assert hexes(tb.token_hashes) == GOLDEN_RULES2_TOKENS[seed]
+    assert [tb.texts[0][a:b] for a, b in zip(tb.token_starts.tolist(), tb.token_ends.tolist(), strict=True)] \
+        == CJK_TOKENS
+    assert ref_words(ref_normalize(CJK_SENTENCE)) == CJK_TOKENS
+    assert [f"0x{ref_token_hash(t, seed):016x}" for t in CJK_TOKENS] == GOLDEN_RULES2_TOKENS[seed]
+    # rules 1 on the same text: the old runs, which an old index keeps
+    assert Tokenizer(legacy_spec(seed)).token_texts(CJK_SENTENCE)[:3] == ["東京タワーは2023年に完成した", "我们使用python编程",
+                                                                          "ภาษาไทย"]
+    # ASCII text tokenizes the same under both rules
+    assert Tokenizer(TextSpec(seed=seed)).tokenize([SENTENCE.replace("東京 ", "")]).token_hashes.tolist() == \
+        Tokenizer(legacy_spec(seed)).tokenize([SENTENCE.replace("東京 ", "")]).token_hashes.tolist()
+
+
+def test_rules_2_ngram_hashes_golden() -> None:
+    tb = Tokenizer(TextSpec()).tokenize([CJK_SENTENCE])
+    h, _, _ = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, 8, 1)
+    assert hexes(h) == GOLDEN_RULES2_NGRAMS_8
+    assert [f"0x{v:016x}" for v in ref_ngram_hashes([int(t) for t in tb.token_hashes], 8)] == GOLDEN_RULES2_NGRAMS_8
 
 
 @pytest.mark.parametrize(("seed", "n"), sorted(GOLDEN_NGRAMS))
@@ -163,7 +249,7 @@ import json, numpy as np
 from probe import kernels
 from probe.config import TextSpec
 from probe.text.tokenizers import Tokenizer
-tb = Tokenizer(TextSpec(seed={seed})).tokenize([{text!r}])
+tb = Tokenizer(TextSpec(seed={seed}, tokenizer_rules=1)).tokenize([{text!r}])
 h, _, _ = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, 2, 1)
 print(json.dumps([str(int(x)) for x in h]))
 """

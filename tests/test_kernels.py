@@ -118,6 +118,7 @@ def test_merge_aggregated_equals_single_aggregation(docs: list[list[int]], cuts:
 WORDISH = st.text(st.one_of(
     st.sampled_from("abcXYZ _-.,'\"!?\n\t0123456789"),
     st.sampled_from(["é", "ß", "Σ", "東", "\u0301", "ǅ", "ﬁ", "²", "\u00a0", "\u200b", "\u2028", "İ", "١"]),
+    st.sampled_from(["京", "タ", "ー", "の", "ภ", "\u0e48", "\u0e33", "๑", "ກ", "ក", "က", "\U000e0100", "〇", "ｶ"]),
     st.characters(),
 ), max_size=40)
 
@@ -136,10 +137,11 @@ def test_find_sorted_equals_searchsorted(table: list[int], queries: list[int], s
     assert np.array_equal(got[present], pos[present])
 
 
+@pytest.mark.parametrize("rules", [1, 2])
 @given(texts=st.lists(WORDISH, max_size=6))
-def test_words_tokenizer_matches_reference(texts: list[str]) -> None:
-    tb = Tokenizer(TextSpec()).tokenize(texts, with_offsets=True)
-    expected_tokens = [ref_words(ref_normalize(t)) for t in texts]
+def test_words_tokenizer_matches_reference(texts: list[str], rules: int) -> None:
+    tb = Tokenizer(TextSpec(tokenizer_rules=rules)).tokenize(texts, with_offsets=True)
+    expected_tokens = [ref_words(ref_normalize(t), rules) for t in texts]
     assert tb.doc_token_counts().tolist() == [len(t) for t in expected_tokens]
     assert tb.token_hashes.tolist() == [ref_token_hash(tok) for toks in expected_tokens for tok in toks]
     # offsets index the normalized text of each document
@@ -171,6 +173,17 @@ def test_many_one_character_documents() -> None:
         assert tok.tokenize(["a"] * n_docs).doc_token_ends.tolist() == list(range(1, n_docs + 1))
         assert tok.tokenize(["A"] * n_docs, "pattern").num_tokens == n_docs
         assert tok.tokenize(["é"] * n_docs, "pattern").num_tokens == n_docs
+        assert tok.tokenize(["東"] * n_docs).num_tokens == n_docs
+        assert tok.tokenize(["東"] * n_docs, "pattern").num_tokens == n_docs
+
+
+@pytest.mark.parametrize("view", ["surface", "pattern"])
+def test_split_letters_fill_the_token_buffer(view: str) -> None:
+    """Regression guard: split letters give one token per code point, more than the plain-run bound n//2."""
+    tok = Tokenizer(TextSpec(views=("surface", "pattern")))
+    texts = ["東京大学" * 5000, "", "ภาษาไทย" * 3, "日本"]
+    tb = tok.tokenize(texts, view, with_offsets=True)
+    assert tb.doc_token_counts().tolist() == [20000, 0, 21, 2]
 
 
 def test_encode_codepoints_ascii_and_unicode() -> None:
@@ -213,6 +226,18 @@ def surface_hashes(*texts: str) -> list[list[int]]:
 def test_pattern_view_masks_slots(a: str, b: str) -> None:
     pa_, pb = pattern_hashes(a, b)
     assert pa_ == pb
+    assert surface_hashes(a, b)[0] != surface_hashes(a, b)[1]
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("我有3个苹果和12个梨", "我有7个苹果和5个梨"),
+    ("他笑着说“你好”然后走了", "他笑着说“再见吧”然后走了"),
+    ("東京タワーは2023年に完成", "東京タワーは1958年に完成"),
+])
+def test_pattern_view_masks_slots_in_cjk_text(a: str, b: str) -> None:
+    """Split letters are plain words; numbers and quotes right next to them are still slots."""
+    pa_, pb = pattern_hashes(a, b)
+    assert pa_ == pb and len(pa_) >= 8
     assert surface_hashes(a, b)[0] != surface_hashes(a, b)[1]
 
 
@@ -327,3 +352,12 @@ def test_hf_tokenizer_file_changed_after_indexing_is_refused(tmp_path: Path) -> 
     (d / "tokenizer.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="changed: sha256"):
         Tokenizer(spec)
+
+
+def test_split_letters_lie_at_or_above_thai() -> None:
+    """kernels._token_capacity skips code points below U+0E00 when it counts split letters."""
+    from probe.text.tokenizers import char_classes, word_classes
+
+    assert not (char_classes()[:0x0E00] & kernels.CLS_SCRIPT).any()
+    assert not (word_classes(2)[:0x0E00] & kernels.WORDS_SPLIT).any()
+    assert not (word_classes(1) & kernels.WORDS_SPLIT).any()

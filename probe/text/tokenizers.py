@@ -6,13 +6,21 @@ Three tokenizers, chosen by the text spec:
   points of Unicode categories L* (letters), M* (marks, so Indic and Arabic words
   stay whole), N* (numbers), plus ``_``. Everything else (spaces, punctuation,
   symbols) separates tokens and is dropped. Applied to the normalized text.
+  Under ``tokenizer_rules`` 2 (the default for new indexes) a letter of a script
+  written without spaces (:data:`SCRIPT_SPLIT_RANGES`: Han, Hiragana, Katakana,
+  Thai, Lao, Khmer, Myanmar) is a token of its own together with the combining
+  marks after it (a character cluster), as BERT's basic tokenizer and UAX #29 do for
+  ideographs; otherwise a Chinese sentence would be one or two tokens. Rules 1 (an
+  index built before) keep the plain runs.
 - ``chars``: every word character is a token; spaces, punctuation and symbols are
-  dropped (the GPT-4 report's 50-character definition works on this).
+  dropped (the GPT-4 report's 50-character definition works on this). It already
+  splits CJK per character; the tokenizer rules do not change it.
 - ``hf:PATH``: a local ``tokenizer.json`` loaded with ``tokenizers.Tokenizer.from_file``
   (data only: never a hub download, never remote code). Token ids are hashed.
 
 The pattern view (``words`` only) re-tokenizes the NFKC (case-preserving) text and
-masks slots; see :func:`probe.kernels.tokenize_pattern`.
+masks slots, splitting script letters by the same rules; see
+:func:`probe.kernels.tokenize_pattern`.
 
 A batch is tokenized in one compiled pass over the concatenated code points; ASCII
 batches use one byte per character.
@@ -39,6 +47,32 @@ MASK_TOKENS = ("<num>", "<q>", "<name>", "<id>")
 _QUOTES = "'\"`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
 _SENTENCE_END = ".!?\u3002\uff01\uff1f"
 _NEWLINES = "\n\r\x0b\x0c\x85\u2028\u2029"
+# Blocks of the scripts written without spaces between words. Their letters (L*) are split per
+# character cluster under tokenizer rules 2; their digits (N*) and marks (M*) are not: numbers stay
+# runs, and a mark attaches to the letter before it. Block ranges, not the Unicode Script property
+# (which Python does not expose), so the rule is the same on every Unicode version.
+SCRIPT_SPLIT_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0E00, 0x0E7F),  # Thai
+    (0x0E80, 0x0EFF),  # Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer symbols
+    (0x3005, 0x3007),  # 々 〆 〇 (ideographic iteration mark, closing mark, number zero)
+    (0x3021, 0x3029),  # Hangzhou numerals
+    (0x3031, 0x3035),  # kana repeat marks
+    (0x3038, 0x303C),  # Han/kana marks
+    (0x3040, 0x309F),  # Hiragana
+    (0x30A0, 0x30FF),  # Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xA9E0, 0xA9FF),  # Myanmar Extended-B
+    (0xAA60, 0xAA7F),  # Myanmar Extended-A
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0xFF66, 0xFF9F),  # halfwidth Katakana (NFKC widens them; kept under the `none` normalizer)
+    (0x1AFF0, 0x1B16F),  # Kana Extended-B, Kana Supplement, Kana Extended-A, Small Kana Extension
+    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B..I, Compatibility Supplement
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +91,6 @@ class TokenBatch:
     texts: Sequence[str] | None = None  # the normalized texts the offsets refer to
 
     @property
-    def num_docs(self) -> int:
-        return int(self.doc_token_ends.shape[0])
-
-    @property
     def num_tokens(self) -> int:
         return int(self.token_hashes.shape[0])
 
@@ -68,7 +98,7 @@ class TokenBatch:
         return np.diff(self.doc_token_ends, prepend=0)
 
 
-_LUT_VERSION = 1
+_LUT_VERSION = 2  # 2: uint16 flags with CLS_SCRIPT and CLS_MARK
 
 
 def _cached_lut(name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
@@ -80,7 +110,9 @@ def _cached_lut(name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
     """
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "probe"
     # the key covers everything the tables are built from, so editing a class list invalidates them
-    key = hashlib.sha256(f"{_LUT_VERSION}|{_QUOTES}|{_SENTENCE_END}|{_NEWLINES}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        f"{_LUT_VERSION}|{_QUOTES}|{_SENTENCE_END}|{_NEWLINES}|{SCRIPT_SPLIT_RANGES}".encode()
+    ).hexdigest()[:12]
     path = base / f"{name}-unicode{unicodedata.unidata_version}-{key}.npy"
     try:
         arr = np.load(path, allow_pickle=False)
@@ -102,15 +134,22 @@ def _cached_lut(name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
-    """One byte of class flags per code point (0..0x10FFFF); built once per process."""
+    """uint16 class flags per code point (0..0x10FFFF); built once per process."""
     return _cached_lut("charclasses", _build_char_classes)
 
 
 def _build_char_classes() -> np.ndarray:
-    lut = np.zeros(0x110000, dtype=np.uint8)
+    lut = np.zeros(0x110000, dtype=np.uint16)
     category = unicodedata.category
     cats = [category(chr(i)) for i in range(0x110000)]
     word = np.fromiter((c[0] in "LMN" for c in cats), dtype=bool, count=0x110000)
+    letter = np.fromiter((c[0] == "L" for c in cats), dtype=bool, count=0x110000)
+    mark = np.fromiter((c[0] == "M" for c in cats), dtype=bool, count=0x110000)
+    in_split_script = np.zeros(0x110000, dtype=bool)
+    for lo, hi in SCRIPT_SPLIT_RANGES:
+        in_split_script[lo : hi + 1] = True
+    lut[letter & in_split_script] |= kernels.CLS_SCRIPT
+    lut[mark] |= kernels.CLS_MARK
     upper = np.fromiter((c in ("Lu", "Lt") for c in cats), dtype=bool, count=0x110000)
     digit = np.fromiter((c[0] == "N" for c in cats), dtype=bool, count=0x110000)
     space = np.fromiter((c == "Zs" for c in cats), dtype=bool, count=0x110000)
@@ -126,6 +165,23 @@ def _build_char_classes() -> np.ndarray:
         lut[ord(ch)] |= kernels.CLS_SENTENCE_END
     for ch in _NEWLINES:
         lut[ord(ch)] |= kernels.CLS_NEWLINE
+    return lut
+
+
+@lru_cache(maxsize=2)
+def word_classes(tokenizer_rules: int) -> np.ndarray:
+    """The words tokenizer's uint8 table (kernels.WORDS_*) under the given tokenizer rules.
+
+    Derived from :func:`char_classes` with whole-array operations (milliseconds). Under rules 1
+    split letters are ordinary run letters, so the table is the plain-runs tokenizer.
+    """
+    classes = char_classes()
+    word = (classes & kernels.CLS_WORD) != 0
+    split = (classes & kernels.CLS_SCRIPT) != 0 if tokenizer_rules >= 2 else np.zeros_like(word)
+    lut = np.zeros(0x110000, dtype=np.uint8)
+    lut[word & ~split] |= kernels.WORDS_RUN
+    lut[split] |= kernels.WORDS_SPLIT
+    lut[(classes & kernels.CLS_MARK) != 0] |= kernels.WORDS_MARK
     return lut
 
 
@@ -170,11 +226,18 @@ def _relative_offsets(starts: np.ndarray, ends: np.ndarray, doc_token_ends: np.n
     return starts - base, ends - base
 
 
+def script_split_flag(spec: TextSpec) -> np.uint16:
+    """The kernels' ``script_split`` argument for the spec's tokenizer rules."""
+    return kernels.CLS_SCRIPT if spec.tokenizer_rules >= 2 else kernels.NO_SCRIPT_SPLIT
+
+
 class Tokenizer:
     """Tokenizes batches of raw texts under one text spec (normalizer + tokenizer)."""
 
     def __init__(self, spec: TextSpec) -> None:
         self.spec = spec
+        self._script_split = script_split_flag(spec)
+        self._word_lut: np.ndarray | None = None  # built on first use (hf: tokenizers never need it)
         self._normalize = get_normalizer(spec.normalizer)
         self._hf = None
         if spec.tokenizer.startswith("hf:"):
@@ -208,8 +271,10 @@ class Tokenizer:
         if view == "pattern":
             norm = [normalize_nfkc(t) for t in texts]
             cps, doc_ends = encode_codepoints(norm)
+            # an ASCII batch holds no split letter: the plain-runs path is the same result, faster
+            split = kernels.NO_SCRIPT_SPLIT if cps.dtype == np.uint8 else self._script_split
             h, dte, s, e = kernels.tokenize_pattern(
-                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets
+                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets, split
             )
         elif view != "surface":
             raise ConfigError(f"unknown view {view!r}")
@@ -218,8 +283,11 @@ class Tokenizer:
         else:
             norm = self.normalize(texts)
             cps, doc_ends = encode_codepoints(norm)
-            kernel = kernels.tokenize_words if self.spec.tokenizer == "words" else kernels.tokenize_chars
-            h, dte, s, e = kernel(cps, doc_ends, char_classes(), seed, with_offsets)
+            words = self.spec.tokenizer == "words"
+            if self._word_lut is None:  # chars: every word character is a token, whatever the rules
+                self._word_lut = word_classes(self.spec.tokenizer_rules if words else 1)
+            kernel = kernels.tokenize_words if words else kernels.tokenize_chars
+            h, dte, s, e = kernel(cps, doc_ends, self._word_lut, seed, with_offsets)
         if not with_offsets:
             return TokenBatch(h, dte)
         s, e = _relative_offsets(s, e, dte, doc_ends)
