@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class TextSpec:
     doc_sample_k: int = 4
     hash_algorithm: str = HASH_ALGORITHM
     unicode_version: str = UNICODE_VERSION
+    # Where an hf: tokenizer's file is actually read from: the copy stored inside the index
+    # (probe.index.format.attach_tokenizer). Not part of the spec's identity, never serialized:
+    # moving an index, or opening it from another directory, changes nothing the spec says.
+    tokenizer_file: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.normalizer not in NORMALIZERS:
@@ -74,13 +78,14 @@ class TextSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["tokenizer_file"]
         d["views"] = list(self.views)
         d["ns"] = list(self.ns)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextSpec:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"tokenizer_file"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"text spec has unknown fields {sorted(unknown)} (written by a newer probe?)")
@@ -101,18 +106,34 @@ class TextSpec:
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
 
+    def tokenizer_path(self) -> Path | None:
+        """The ``tokenizer.json`` an hf: tokenizer is read from (None for words/chars).
+
+        The copy inside the index when one is attached (``tokenizer_file``), else the
+        ``hf:PATH`` as given (a directory means ``PATH/tokenizer.json``), relative to the
+        current directory: only a build reads that, to hash and store the file.
+        """
+        if not self.tokenizer.startswith("hf:"):
+            return None
+        if self.tokenizer_file is not None:
+            return Path(self.tokenizer_file)
+        path = Path(self.tokenizer[3:])
+        return path / "tokenizer.json" if path.is_dir() else path
+
     def with_tokenizer_hash(self) -> TextSpec:
         """Fill ``tokenizer_sha256`` from the tokenizer file, so a changed file is a changed spec."""
-        if not self.tokenizer.startswith("hf:"):
+        path = self.tokenizer_path()
+        if path is None:
             return self
-        path = Path(self.tokenizer[3:])
-        if path.is_dir():  # hf:DIR means DIR/tokenizer.json, as in load_hf_tokenizer
-            path = path / "tokenizer.json"
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as e:
             raise ConfigError(f"cannot read tokenizer file {path}: {e.strerror or e}") from e
-        return TextSpec(**{**self.to_dict(), "tokenizer_sha256": digest})
+        return replace(self, tokenizer_sha256=digest)
+
+    def with_tokenizer_file(self, path: str | Path | None) -> TextSpec:
+        """The same spec, reading its hf: tokenizer from ``path`` (the copy stored in an index)."""
+        return replace(self, tokenizer_file=None if path is None else str(path))
 
 
 @dataclass(frozen=True)

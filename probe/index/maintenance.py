@@ -52,7 +52,7 @@ def _referenced_segment_ids(snapshot: fmt.Snapshot) -> set[str]:
 
 def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
     """Check the latest snapshot's files; return a report (``ok`` false on any problem)."""
-    root = Path(path)
+    root = fmt.local_index_root(path)
     problems: list[str] = []
     files_checked = 0
     try:
@@ -133,7 +133,7 @@ def _check_samples(root: Path, entry: dict[str, Any], agg: Aggregated, k: int) -
 
 def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any]:
     """Merge every segment of the latest snapshot into a single new segment."""
-    root = Path(path)
+    root = fmt.local_index_root(path)
     fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
         reader = open_index(root)
@@ -205,7 +205,7 @@ def _merged_chunks(root: Path, entries: list[tuple[int, dict[str, Any]]], offset
 
 def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
     """Remove unreferenced segments/temp files older than the grace period."""
-    root = Path(path)
+    root = fmt.local_index_root(path)
     fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
         snap = fmt.latest_snapshot(root)

@@ -178,7 +178,7 @@ class Tokenizer:
         self._normalize = get_normalizer(spec.normalizer)
         self._hf = None
         if spec.tokenizer.startswith("hf:"):
-            self._hf = load_hf_tokenizer(spec.tokenizer[3:])
+            self._hf = load_hf_tokenizer(str(spec.tokenizer_path()))
             if spec.tokenizer_sha256 is not None:
                 actual = spec.with_tokenizer_hash().tokenizer_sha256
                 if actual != spec.tokenizer_sha256:
