@@ -204,7 +204,12 @@ def _merged_chunks(root: Path, entries: list[tuple[int, dict[str, Any]]], offset
 
 
 def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
-    """Remove unreferenced segments/temp files older than the grace period."""
+    """Remove unreferenced segments/temp files older than the grace period.
+
+    Younger unreferenced segments are kept (a live writer's uncommitted segment looks
+    just like a crashed one's) and listed in ``kept_young`` with their size in
+    ``kept_young_bytes``, so a report of "removed 0" never hides them.
+    """
     root = fmt.local_index_root(path)
     fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
@@ -215,10 +220,17 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
         total = 0
         seg_root = root / fmt.SEGMENT_DIR
         gone: set[str] = set()
+        kept_young: list[str] = []
+        kept_bytes = 0
         for p in sorted(seg_root.iterdir()) if seg_root.is_dir() else []:
-            if p.name in referenced or p.stat().st_mtime > cutoff:
+            if p.name in referenced:
                 continue
-            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            if p.stat().st_mtime > cutoff:
+                kept_young.append(str(p.relative_to(root)))
+                kept_bytes += size
+                continue
+            total += size
             removed.append(str(p.relative_to(root)))
             gone.add(p.name)
             if not dry_run:
@@ -245,7 +257,8 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
                     tmp.unlink()
         if not dry_run and removed:
             fmt.fsync_dir(seg_root)
-    return {"index": str(root), "removed": removed, "bytes": total, "dry_run": dry_run}
+    return {"index": str(root), "removed": removed, "bytes": total, "dry_run": dry_run,
+            "kept_young": kept_young, "kept_young_bytes": kept_bytes, "older_than_seconds": older_than_seconds}
 
 
 __all__ = ["compact_index", "gc_index", "parse_duration", "verify_index", "pq"]
