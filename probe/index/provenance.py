@@ -10,6 +10,7 @@ provenance silently.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -82,7 +83,7 @@ def prefetch_document_texts(reader: IndexReader, doc_keys: list[int]) -> None:
 
 
 def _unreadable_reason(uri: str, row: int, error: BaseException) -> str:
-    if isinstance(error, FileNotFoundError) or (isinstance(error, InputError) and "not found" in error.reason):
+    if isinstance(error, FileNotFoundError) or ("://" not in uri and not os.path.exists(uri)):
         return f"shard {uri} not found (moved or deleted since it was indexed)"
     detail = error.reason if isinstance(error, InputError) else (getattr(error, "strerror", None) or str(error))
     return f"cannot read row {row} of shard {uri}: {detail}"
