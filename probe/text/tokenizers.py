@@ -185,8 +185,8 @@ class Tokenizer:
                     # the file changed since the index was built: its token ids (and so every
                     # hash) may differ, which would silently turn matches into misses
                     raise ConfigError(
-                        f"tokenizer file for {spec.tokenizer!r} changed: sha256 {actual} != "
-                        f"{spec.tokenizer_sha256} recorded in the text spec"
+                        f"tokenizer file {spec.tokenizer_path()} (for {spec.tokenizer!r}) changed: sha256 "
+                        f"{actual} != {spec.tokenizer_sha256} recorded in the text spec"
                     )
 
     def normalize(self, texts: Sequence[str]) -> list[str]:
