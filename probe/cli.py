@@ -236,20 +236,30 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
         "parts_committed": result.parts_committed, "parts_already_indexed": result.parts_skipped,
         "duplicate_shards": [{"uri": u, "same_content_as": o} for u, o in result.duplicates],
         "docs": result.docs, "tokens": result.tokens, "bytes": result.bytes_read,
+        "index_docs": result.index_docs, "index_tokens": result.index_tokens, "empty_shards": result.empty_shards,
         "skipped_records": result.skipped_records, "seconds": round(result.seconds, 3),
         "tokens_per_second": round(result.tokens / result.seconds) if result.seconds else None,
         "phases": {k: round(v, 3) for k, v in result.phases.items()},
     }
     if output_format == "json":
         _emit_json(summary)
-        return
-    click.echo(f"index {index_dir}: snapshot {result.snapshot}; committed {result.parts_committed} part(s), "
-               f"{result.parts_skipped} already indexed; {result.docs:,} docs, {result.tokens:,} tokens "
-               f"in {result.seconds:.1f}s")
+    else:
+        click.echo(f"index {index_dir}: snapshot {result.snapshot}; committed {result.parts_committed} part(s), "
+                   f"{result.parts_skipped} already indexed; newly indexed {result.docs:,} docs, "
+                   f"{result.tokens:,} tokens in {result.seconds:.1f}s; index total {result.index_docs:,} docs, "
+                   f"{result.index_tokens:,} tokens")
     for uri, other in result.duplicates:
         click.echo(f"  duplicate shard skipped: {uri} has the same content as {other}", err=True)
     if result.skipped_records:
         click.echo(f"  skipped {result.skipped_records:,} bad record(s): see `probe index info {index_dir}`", err=True)
+    for uri in result.empty_shards:
+        click.echo(f"  warning: {uri} yielded no documents (empty, or every record blank or skipped)", err=True)
+    if result.index_docs == 0:
+        from probe.errors import NothingAssessableError
+
+        raise NothingAssessableError(f"index {index_dir} holds no documents: nothing was indexed from "
+                                     f"{result.shards_total} shard(s), so every scan against it would find "
+                                     "nothing; check the shards and their text column")
 
 
 @index.command("info")
@@ -332,6 +342,10 @@ def index_gc(index_dir: Path, older_than: str, dry_run: bool, output_format: str
                    f"{report['bytes']:,} bytes")
         for item in report["removed"]:
             click.echo(f"  {item}")
+        if report["kept_young"]:
+            click.echo(f"  kept {len(report['kept_young'])} unreferenced segment(s) younger than {older_than}, "
+                       f"{report['kept_young_bytes']:,} bytes (left by interrupted builds, or being written); "
+                       "--older-than 0 removes them when no build is running", err=True)
 
 
 @index.command("lookup")

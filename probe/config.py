@@ -53,6 +53,10 @@ class TextSpec:
     hash_algorithm: str = HASH_ALGORITHM
     unicode_version: str = UNICODE_VERSION
     tokenizer_rules: int = TOKENIZER_RULES[-1]
+    # Where an hf: tokenizer's file is actually read from: the copy stored inside the index
+    # (probe.index.format.attach_tokenizer). Not part of the spec's identity, never serialized:
+    # moving an index, or opening it from another directory, changes nothing the spec says.
+    tokenizer_file: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.normalizer not in NORMALIZERS:
@@ -94,13 +98,14 @@ class TextSpec:
 
     def _all_fields(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["tokenizer_file"]
         d["views"] = list(self.views)
         d["ns"] = list(self.ns)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextSpec:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"tokenizer_file"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"text spec has unknown fields {sorted(unknown)} (written by a newer probe?)")
@@ -128,18 +133,34 @@ class TextSpec:
                          "directory to get the current ones)")
         return lines
 
+    def tokenizer_path(self) -> Path | None:
+        """The ``tokenizer.json`` an hf: tokenizer is read from (None for words/chars).
+
+        The copy inside the index when one is attached (``tokenizer_file``), else the
+        ``hf:PATH`` as given (a directory means ``PATH/tokenizer.json``), relative to the
+        current directory: only a build reads that, to hash and store the file.
+        """
+        if not self.tokenizer.startswith("hf:"):
+            return None
+        if self.tokenizer_file is not None:
+            return Path(self.tokenizer_file)
+        path = Path(self.tokenizer[3:])
+        return path / "tokenizer.json" if path.is_dir() else path
+
     def with_tokenizer_hash(self) -> TextSpec:
         """Fill ``tokenizer_sha256`` from the tokenizer file, so a changed file is a changed spec."""
-        if not self.tokenizer.startswith("hf:"):
+        path = self.tokenizer_path()
+        if path is None:
             return self
-        path = Path(self.tokenizer[3:])
-        if path.is_dir():  # hf:DIR means DIR/tokenizer.json, as in load_hf_tokenizer
-            path = path / "tokenizer.json"
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as e:
             raise ConfigError(f"cannot read tokenizer file {path}: {e.strerror or e}") from e
         return replace(self, tokenizer_sha256=digest)
+
+    def with_tokenizer_file(self, path: str | Path | None) -> TextSpec:
+        """The same spec, reading its hf: tokenizer from ``path`` (the copy stored in an index)."""
+        return replace(self, tokenizer_file=None if path is None else str(path))
 
 
 @dataclass(frozen=True)

@@ -3,5 +3,5 @@
 # (the installed Python stdlib's docstrings as a corpus + a shipped fine-tuning set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh base  # the package only, no test extras (Ray alone is ~900 MB)
 exec .venv/bin/probe demo "$@"

@@ -138,10 +138,71 @@ def test_build_aliases_and_jsonl_field_path(tmp_path: Path) -> None:
 def test_build_text_output_and_workers_default(corpus: Corpus, tmp_path: Path) -> None:
     res = invoke("index", "build", corpus.paths[3], "--index", str(tmp_path / "idx"), "--silent")
     assert res.exit_code == 0
-    assert re.match(r"index .*: snapshot 1; committed 1 part\(s\), 0 already indexed; 40 docs", res.stdout)
+    assert re.match(r"index .*: snapshot 1; committed 1 part\(s\), 0 already indexed; newly indexed 40 docs, "
+                    r"[\d,]+ tokens in [\d.]+s; index total 40 docs", res.stdout)
     # a second run: nothing to do, same snapshot
     res = invoke("index", "build", corpus.paths[3], "--index", str(tmp_path / "idx"), "--silent")
     assert res.exit_code == 0 and "committed 0 part(s), 1 already indexed" in res.stdout
+
+
+def test_resumed_build_reports_new_and_total_docs(corpus: Corpus, tmp_path: Path) -> None:
+    """A build adding a shard says what it added and what the index now holds (not one number for both)."""
+    idx = str(tmp_path / "idx")
+    assert invoke("index", "build", corpus.paths[3], "--index", idx, "--silent").exit_code == 0
+    res = invoke("index", "build", corpus.paths[2], corpus.paths[3], "--index", idx, "--silent")
+    assert res.exit_code == 0, res.output
+    assert "1 already indexed; newly indexed 50 docs" in res.stdout and "index total 90 docs" in res.stdout
+    summary = ok_json("index", "build", corpus.paths[2], "--index", idx, "--silent", "--format", "json")
+    assert (summary["docs"], summary["index_docs"]) == (0, 90) and summary["index_tokens"] > 0
+
+
+def test_build_of_empty_shards_warns_and_exits_5(corpus: Corpus, tmp_path: Path) -> None:
+    """An empty shard is named on stderr; an index that holds no document at all is not a success."""
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n")
+    idx = str(tmp_path / "idx")
+    res = invoke("index", "build", str(blank), "--index", idx, "--workers", "1", "--silent")
+    assert res.exit_code == 5, res.output
+    assert f"warning: {blank} yielded no documents" in res.stderr and "holds no documents" in res.stderr
+    res = invoke("index", "build", str(blank), corpus.paths[3], "--index", idx, "--workers", "1", "--silent")
+    assert res.exit_code == 0, res.output  # a real shard added: the empty one is only a warning now
+    assert "index total 40 docs" in res.stdout
+
+
+def test_build_refuses_other_id_or_source_columns_than_recorded(tmp_path: Path) -> None:
+    """The columns an index read ids/sources from are recorded; a build asking for others is refused."""
+    rows = [{"text": t, "key": str(i), "other": f"o{i}", "origin": "x"} for i, t in enumerate(make_docs(6, seed=3))]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    b.write_text("".join(json.dumps(r) + "\n" for r in rows[3:]))
+    idx = tmp_path / "idx"
+    base = ["--index", str(idx), "--workers", "1", "--silent"]
+    assert invoke("index", "build", str(a), *base, "--id-field", "key", "--source-field", "origin").exit_code == 0
+    res = invoke("index", "build", str(b), *base, "--id-field", "other")
+    assert res.exit_code == 2, res.output
+    assert "id column: index 'key' != requested 'other'" in res.stderr
+    assert len(open_index(idx).manifests) == 1  # nothing was built
+    # given none, the recorded columns are used: the new shard's documents carry ids and sources too
+    assert invoke("index", "build", str(b), *base).exit_code == 0
+    reader = open_index(idx)
+    docs = [pq.read_table(idx / m["docs_file"]["path"]).to_pydict() for m in reader.manifests]
+    assert sorted(i for d in docs for i in d["id"]) == [str(i) for i in range(6)]
+    assert {s for d in docs for s in d["source"]} == {"x"}
+
+
+@pytest.mark.parametrize("command", [["build", "SHARD", "--index"], ["info"], ["verify"], ["compact"], ["gc"],
+                                     ["lookup"]])
+def test_uri_index_directory_is_refused(command: list[str], corpus: Corpus, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--index s3://…` used to build a local folder ./s3:/…; every index command refuses a URI (exit 2)."""
+    monkeypatch.chdir(tmp_path)
+    args = [corpus.paths[3] if a == "SHARD" else a for a in command] + ["s3://bucket/idx"]
+    if command == ["lookup"]:
+        args.append("some text")
+    res = invoke("index", *args, "--silent") if command[0] in ("build", "compact") else invoke("index", *args)
+    assert res.exit_code == 2, res.output
+    assert "is a s3: URI; an index must be a local directory" in res.stderr
+    assert list(tmp_path.iterdir()) == []  # no ./s3:/bucket/idx
 
 
 def test_build_reports_duplicates_and_skips_on_stderr(tmp_path: Path) -> None:
@@ -234,6 +295,11 @@ def test_compact_and_gc_options(index: Path, tmp_path: Path) -> None:
     assert dry["dry_run"] and len([r for r in dry["removed"] if r.startswith("segments/")]) == 2
     res = invoke("index", "gc", str(idx), "--older-than", "30m")
     assert res.exit_code == 0 and "removed 0 unreferenced item(s)" in res.stdout
+    # ... and says what it kept: the two compacted-away segments, too young to go
+    young = ok_json("index", "gc", str(idx), "--older-than", "30m", "--dry-run", "--format", "json")
+    assert len(young["kept_young"]) == 2 and young["kept_young_bytes"] > 0
+    assert (f"kept 2 unreferenced segment(s) younger than 30m, {young['kept_young_bytes']:,} bytes"
+            in res.stderr)
     res = invoke("index", "gc", str(idx), "--older-than", "0")
     assert res.exit_code == 0 and "removed" in res.stdout
     assert ok_json("index", "verify", str(idx), "--format", "json")["orphans"] == []

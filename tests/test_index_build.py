@@ -690,3 +690,50 @@ def test_changed_shard_content_under_the_same_path_is_refused(tmp_path: Path) ->
     other.write_bytes(path.read_bytes())
     assert build_index([str(other)], idx, TextSpec(ns=(2,)), ONE).parts_committed == 1
     assert open_index(idx).totals()["shards"] == 2
+
+
+def test_relative_hf_tokenizer_is_stored_in_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built with a relative hf: path, the index works from any directory and after being moved:
+    it reads its own copy of tokenizer.json (named by the sha256 the spec records)."""
+    from test_kernels import make_hf_dir
+
+    from probe.index.stats import lookup_text
+    from probe.scan import scan_dataset
+
+    work = tmp_path / "work"
+    make_hf_dir(work / "tok")
+    texts = ["the cat sat on the mat", "the dog sat on the log today", "a quick brown fox"]
+    write_jsonl(work / "s.jsonl", texts)
+    monkeypatch.chdir(work)
+    build_index(["s.jsonl"], "idx", TextSpec(tokenizer="hf:tok", ns=(2,)), ONE)
+    sha = open_index("idx").spec.tokenizer_sha256
+    assert (work / "idx" / "tokenizers" / f"{sha}.json").read_bytes() == (work / "tok" / "tokenizer.json").read_bytes()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert lookup_text(work / "idx", "the cat sat")["found"] == 2
+    moved = tmp_path / "moved-idx"
+    shutil.move(str(work / "idx"), moved)
+    shutil.rmtree(work / "tok")  # not even the original file is needed any more
+    reader = open_index(moved)
+    assert reader.spec.tokenizer == "hf:tok" and reader.spec.fingerprint() == TextSpec.from_dict(
+        reader.spec.to_dict()).fingerprint()  # where the copy lives is not part of the spec's identity
+    assert lookup_text(moved, "the dog sat on")["found"] == 3
+    dataset = write_jsonl(elsewhere / "d.jsonl", ["the cat sat on the mat"])
+    summary = scan_dataset(dataset, moved, out_dir=elsewhere / "out").summary
+    assert summary["examples"] == 1
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/idx", "gs://b/i", Path("s3://bucket/idx")])
+def test_index_directory_uri_is_refused_by_the_library(uri: str | Path, small_corpus: Corpus, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(ConfigError, match="URI; an index must be a local directory"):
+        build_index(small_corpus.paths[:1], uri, TextSpec(), ONE)
+    with pytest.raises(ConfigError, match="URI"):
+        open_index(uri)
+    with pytest.raises(ConfigError, match="URI"):
+        gc_index(uri)
+    assert list(cwd.iterdir()) == []  # no ./s3:/bucket/idx

@@ -74,3 +74,56 @@ def test_index_without_doc_samples_reports_top_ngrams_without_text(tmp_path) -> 
         assert [(int(t["hash"]), t["count"], t["docs"]) for t in row["top"]] == _expected_top(
             tables.tables[(row["view"], row["n"])], 3)
         assert [t["text"] for t in row["top"]] == [None, None, None]
+
+
+# --------------------------------------------------------------------------- provenance (probe.index.provenance)
+def _indexed_doc(tmp_path, text: str = "the quick brown fox jumps over the lazy dog near the river bank"):
+    import json
+
+    shard = tmp_path / "s.jsonl"
+    shard.write_text(json.dumps({"text": "another document entirely", "id": "d0", "src": "web"}) + "\n"
+                     + json.dumps({"text": text, "id": "d1", "src": "books"}) + "\n")
+    index = tmp_path / "idx"
+    build_index([str(shard)], index, TextSpec(ns=(3,)),
+                BuildConfig(workers=1, id_field="id", source_field="src"))
+    reader = open_index(index)
+    tb = Tokenizer(reader.spec).tokenize([text])
+    from probe import kernels
+
+    h, _, _ = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, 3, 1)
+    doc_key = int(reader.lookup("surface", 3, h[:1]).sample(0)[0])
+    return shard, reader, doc_key, int(h[0])
+
+
+def test_match_document_reads_the_span_and_its_provenance(tmp_path) -> None:
+    shard, reader, doc_key, h = _indexed_doc(tmp_path)
+    found = stats.match_document(reader, doc_key, h, 3, 4)
+    assert (found.uri, found.row, found.id, found.source) == (str(shard), 1, "d1", "books")
+    assert found.snippet_unavailable is None and found.verifiable and not found.collision
+    assert found.text == "the quick brown fox" and found.match_tokens == ["the", "quick", "brown", "fox"]
+    assert "[[the quick brown fox]]" in found.snippet
+    # the dict the scan reads: the old keys, with the new ones added
+    old = stats.document_match(reader, doc_key, h, 3, 4)
+    assert {"uri", "row", "id", "source", "snippet", "text", "match_tokens"} <= set(old)
+    assert old["snippet"] == found.snippet and old["shard"] == found.shard
+
+
+def test_match_document_of_a_moved_shard_keeps_what_the_index_knows(tmp_path) -> None:
+    """A moved or deleted shard: shard, row, id and source from the docs table, and why there is no snippet."""
+    shard, reader, doc_key, h = _indexed_doc(tmp_path)
+    shard.rename(tmp_path / "moved.jsonl")
+    found = stats.match_document(reader, doc_key, h, 3, 4)
+    assert (found.uri, found.row, found.id, found.source) == (str(shard), 1, "d1", "books")
+    assert found.shard in reader.snapshot.shards
+    assert found.snippet is None and found.match_tokens is None and not found.verifiable
+    assert found.snippet_unavailable == f"shard {shard} not found (moved or deleted since it was indexed)"
+    assert stats.document_match(reader, doc_key, h, 3, 4) is None  # the old contract: None when unreadable
+    assert stats.ngram_text_in_document(reader, "surface", 3, h, doc_key) is None
+
+
+def test_match_document_of_a_truncated_shard_says_why(tmp_path) -> None:
+    shard, reader, doc_key, h = _indexed_doc(tmp_path)
+    shard.write_text(shard.read_text().splitlines()[0] + "\n")  # row 1 is gone
+    found = stats.match_document(reader, doc_key, h, 3, 4)
+    assert found.id == "d1" and found.snippet is None
+    assert found.snippet_unavailable.startswith(f"cannot read row 1 of shard {shard}: ")

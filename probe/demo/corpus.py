@@ -29,18 +29,17 @@ import platform
 import re
 import sys
 import sysconfig
-import tempfile
 import tokenize
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from probe.durable import atomic_writer, remove_stale_temps, write_bytes_atomic
 from probe.errors import ConfigError
 
 __all__ = [
@@ -278,44 +277,6 @@ def iter_demo_documents(files: list[Path] | None = None, root: Path | None = Non
 # --------------------------------------------------------------------------- writing
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable. Not possible on Windows (cannot open a
-    # directory), where os.replace is already as durable as the platform allows.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a unique temp file in the same directory, fsync, then ``os.replace``.
-
-    A reader (or a concurrent builder) sees either the old file or the complete new
-    one, never a torn shard, and a crash leaves at most a stray ``.tmp`` file.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        if hasattr(os, "fchmod"):
-            # mkstemp creates 0600; shards are ordinary data files, readable like any other.
-            os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -381,10 +342,8 @@ def _write_shard(path: Path, docs: list[DemoDoc]) -> None:
         },
         schema=SCHEMA,
     )
-    _atomic_write(
-        path,
-        lambda fh: pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS, compression="zstd"),
-    )
+    with atomic_writer(path) as fh:
+        pq.write_table(table, fh, row_group_size=ROW_GROUP_ROWS, compression="zstd")
 
 
 def build_demo_corpus(
@@ -417,6 +376,7 @@ def build_demo_corpus(
         return existing
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # a shard half-written by a killed earlier build
     # Drop the old manifest first: a crash mid-rebuild must not leave a manifest
     # that vouches for a mix of old and new shards.
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
@@ -466,5 +426,5 @@ def build_demo_corpus(
         "shards": shard_meta,
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    _atomic_write(out_dir / MANIFEST_NAME, lambda fh: fh.write(data))
+    write_bytes_atomic(out_dir / MANIFEST_NAME, data)
     return paths

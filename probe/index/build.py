@@ -14,13 +14,14 @@ its manifest; the coordinator then commits a snapshot adding it. So:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import multiprocessing as mp
 import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -96,6 +97,9 @@ class BuildResult:
     skipped_records: int = 0
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    empty_shards: list[str] = field(default_factory=list)  # shards whose parts built here held no document
+    index_docs: int = 0  # the whole index after this build (``docs`` counts this build's parts only)
+    index_tokens: int = 0
 
 
 # --------------------------------------------------------------------------- worker side
@@ -168,6 +172,20 @@ class _Buffers:
             yield merge_aggregated(pieces, self.k, self.bucket_bits)
 
 
+def _phase_timer(timings: dict[str, float]) -> Callable[[str], contextlib.AbstractContextManager[None]]:
+    """``with timer("read"): ...`` adds the block's seconds to ``timings["read"]``."""
+
+    @contextlib.contextmanager
+    def timer(phase: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[phase] += time.perf_counter() - t0
+
+    return timer
+
+
 class _TimedIter:
     """Wrap an iterator and add up the time spent producing its items (for phase timings)."""
 
@@ -192,8 +210,8 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
     Runs in a worker process. Raises InputError for bad input (the part is then not
     committed). Nothing it writes is visible until the coordinator commits.
     """
-    spec = TextSpec.from_dict(task.spec)
     root = Path(task.index_root)
+    spec = fmt.attach_tokenizer(root, TextSpec.from_dict(task.spec))  # the index's own tokenizer copy
     tokenizer = Tokenizer(spec)
     keys = [(v, n) for v in spec.views for n in spec.ns]
     seg_id, seg_dir = fmt.new_segment_dir(root)
@@ -202,6 +220,7 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
     buffers = _Buffers(keys, spec.doc_sample_k, spec.bucket_bits, spill_dir, task.memory_bytes)
     stats = ShardReadStats()
     timings = dict.fromkeys(PHASES, 0.0)
+    timer = _phase_timer(timings)
     doc_rows: list[np.ndarray] = []
     doc_ids: list[Any] = []
     doc_sources: list[Any] = []
@@ -212,25 +231,23 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
         _check_unchanged(task.shard)
         batches = read_shard(task.shard, task.reader, stats, task.part)
         while True:
-            t0 = time.perf_counter()
-            batch: DocBatch | None = next(batches, None)
-            timings["read"] += time.perf_counter() - t0
+            with timer("read"):
+                batch: DocBatch | None = next(batches, None)
             if batch is None:
                 break
             for view in spec.views:
-                t0 = time.perf_counter()
-                tb = tokenizer.tokenize(batch.texts, view)
-                t1 = time.perf_counter()
-                timings["tokenize"] += t1 - t0
-                if view == spec.views[0]:
-                    counts = tb.doc_token_counts()
-                    doc_tokens.append(counts.astype(np.uint32))
-                    n_tokens += int(counts.sum())
-                for n in spec.ns:
-                    h, de, _pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, spec.sample_mod)
-                    uh, uc, ud = kernels.dedupe_per_doc(h, de, n_docs)
-                    buffers.add((view, n), uh, uc, ud)
-                timings["hash"] += time.perf_counter() - t1
+                with timer("tokenize"):
+                    tb = tokenizer.tokenize(batch.texts, view)
+                with timer("hash"):
+                    if view == spec.views[0]:
+                        counts = tb.doc_token_counts()
+                        doc_tokens.append(counts.astype(np.uint32))
+                        n_tokens += int(counts.sum())
+                    for n in spec.ns:
+                        h, de, _pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n,
+                                                           spec.sample_mod)
+                        uh, uc, ud = kernels.dedupe_per_doc(h, de, n_docs)
+                        buffers.add((view, n), uh, uc, ud)
             doc_rows.append(batch.rows)
             doc_ids.extend(batch.ids if batch.ids is not None else [None] * len(batch.texts))
             doc_sources.extend(batch.sources if batch.sources is not None else [None] * len(batch.texts))
@@ -238,44 +255,42 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
             if progress_queue is not None:
                 progress_queue.put((len(batch.texts), int(doc_tokens[-1].sum()), sum(len(t) for t in batch.texts)))
             if buffers.over_budget():
-                t0 = time.perf_counter()
-                buffers.spill()
-                timings["aggregate"] += time.perf_counter() - t0
+                with timer("aggregate"):
+                    buffers.spill()
         _check_unchanged(task.shard)  # the fingerprint was taken before reading: content must not move
         files = []
         ngram_stats: dict[str, dict[str, Any]] = {}
         for view, n in keys:
-            t0 = time.perf_counter()
             agg_timer = _TimedIter(buffers.sorted_chunks((view, n)))
-            # streamed chunk by chunk: with spilled runs only one bucket range is merged in memory at a time
-            wf = write_ngram_file(root, f"{seg_rel}/{fmt.ngram_file(view, n)}", agg_timer, spec.doc_sample_k,
-                                  spec.bucket_bits)
+            with timer("write"):
+                # streamed chunk by chunk: with spilled runs only one bucket range is merged in memory at a time
+                wf = write_ngram_file(root, f"{seg_rel}/{fmt.ngram_file(view, n)}", agg_timer, spec.doc_sample_k,
+                                      spec.bucket_bits)
+            timings["write"] -= agg_timer.seconds  # the merge ran inside the write: it is aggregation
             timings["aggregate"] += agg_timer.seconds
-            timings["write"] += time.perf_counter() - t0 - agg_timer.seconds
             files.append({**wf.to_dict(), "view": view, "n": n})
             ngram_stats.setdefault(view, {})[str(n)] = {"rows": wf.rows, "count": wf.extra["count_sum"]}
-        t0 = time.perf_counter()
-        rows = np.concatenate(doc_rows) if doc_rows else np.empty(0, np.int64)
-        docs_table = pa.table({
-            "doc": pa.array(np.arange(n_docs, dtype=np.uint32)),
-            "shard": pa.array([task.fingerprint] * n_docs, pa.string()).dictionary_encode(),
-            "row": pa.array(rows.astype(np.uint64)),
-            "id": pa.array(doc_ids, pa.string()),
-            "source": pa.array(doc_sources, pa.string()).dictionary_encode(),
-            "tokens": pa.array(np.concatenate(doc_tokens) if doc_tokens else np.empty(0, np.uint32)),
-        })
-        docs_file = write_table_file(root, f"{seg_rel}/docs.parquet", docs_table)
-        manifest = {
-            "segment": seg_id,
-            "spec_fingerprint": spec.fingerprint(),
-            "files": files,
-            "docs_file": docs_file.to_dict(),
-            "parts": [{"shard": task.fingerprint, "part": task.part.index}],
-            "docs": n_docs,
-            "tokens": n_tokens,
-        }
-        manifest_rel, manifest_digest = write_manifest(root, seg_rel, manifest)
-        timings["write"] += time.perf_counter() - t0
+        with timer("write"):
+            rows = np.concatenate(doc_rows) if doc_rows else np.empty(0, np.int64)
+            docs_table = pa.table({
+                "doc": pa.array(np.arange(n_docs, dtype=np.uint32)),
+                "shard": pa.array([task.fingerprint] * n_docs, pa.string()).dictionary_encode(),
+                "row": pa.array(rows.astype(np.uint64)),
+                "id": pa.array(doc_ids, pa.string()),
+                "source": pa.array(doc_sources, pa.string()).dictionary_encode(),
+                "tokens": pa.array(np.concatenate(doc_tokens) if doc_tokens else np.empty(0, np.uint32)),
+            })
+            docs_file = write_table_file(root, f"{seg_rel}/docs.parquet", docs_table)
+            manifest = {
+                "segment": seg_id,
+                "spec_fingerprint": spec.fingerprint(),
+                "files": files,
+                "docs_file": docs_file.to_dict(),
+                "parts": [{"shard": task.fingerprint, "part": task.part.index}],
+                "docs": n_docs,
+                "tokens": n_tokens,
+            }
+            manifest_rel, manifest_digest = write_manifest(root, seg_rel, manifest)
     except BaseException:
         shutil.rmtree(seg_dir, ignore_errors=True)
         raise
@@ -312,10 +327,15 @@ def _init_worker(queue: Any, parent_pid: int | None = None) -> None:
     _PROGRESS_QUEUE = queue
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
-    tune_allocator()
+    setup_worker_process()
     # The imported modules' objects live as long as the worker: keep them out of the
     # cyclic collector's generations so its passes stay short during the build.
     gc.freeze()
+
+
+def setup_worker_process() -> None:
+    """Per-process setup of a build worker (local pool or Ray), before its first task."""
+    tune_allocator()
     # One thread per worker process: the pool already uses every core, and extra
     # pyarrow/rayon threads only add contention (measured slower, bench/RESULTS.md).
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
@@ -361,7 +381,8 @@ def _commit_part(root: Path, spec: TextSpec, task: Task, result: dict[str, Any])
         phases = dict(snap.stats.get("phases", {}))
         for name, secs in result["timings"].items():
             phases[name] = round(phases.get(name, 0.0) + secs, 6)
-        snap.stats = {**snap.stats, "phases": phases}
+        snap.stats = {**snap.stats, "phases": phases,
+                      "columns": {"id": task.reader.id_field, "source": task.reader.source_field}}
         if fmt.commit_snapshot(root, snap):
             return snap.number
         # another writer took this number: rebuild the commit from the new latest
@@ -417,22 +438,24 @@ def build_index(
     progress: Any = None,
 ) -> BuildResult:
     """Add every shard part under ``inputs`` that the index does not hold yet."""
+    root = fmt.local_index_root(index_dir)
     config = config or BuildConfig()
     if config.executor not in ("local", "ray"):
         raise ConfigError(f"unknown executor {config.executor!r}; choose local or ray")
     started = time.perf_counter()
-    root = Path(index_dir)
     spec = spec.with_tokenizer_hash()
     shards = discover_shards(inputs)
     fmt.create_or_check_spec(root, spec)
     with fmt.WriterLock(root):
         _clean_tmp(root)
         latest = fmt.latest_snapshot(root)
+        config = _recorded_columns(root, latest, config)
         tasks, skipped, duplicates = plan_tasks(root, spec, shards, config, latest)
         result = BuildResult(snapshot=latest.number if latest else None, shards_total=len(shards),
                              parts_planned=len(tasks), parts_committed=0, parts_skipped=skipped,
                              duplicates=duplicates)
         phases = dict.fromkeys(PHASES, 0.0)
+        docs_by_shard: dict[str, int] = {}
         if progress is not None:
             progress.start(total_parts=len(tasks), total_bytes=sum(t.shard.size / t.part.total for t in tasks))
 
@@ -444,6 +467,7 @@ def build_index(
             else:
                 result.parts_skipped += 1
             part = res["part"]
+            docs_by_shard[task.shard.uri] = docs_by_shard.get(task.shard.uri, 0) + part["docs"]
             result.docs += part["docs"]
             result.tokens += part["tokens"]
             result.bytes_read += part["bytes"]
@@ -471,7 +495,8 @@ def build_index(
             if config.executor == "ray":
                 from probe.index.ray_executor import run_on_ray
 
-                run_on_ray(tasks, config.workers, config.ray_address, on_result, on_failure, progress)
+                run_on_ray(tasks, config.workers, config.ray_address, run_task, setup_worker_process, on_result,
+                           on_failure, progress)
             elif config.workers <= 1 or len(tasks) <= 1:
                 _run_inline(tasks, on_result, on_failure, progress)
             else:
@@ -479,8 +504,14 @@ def build_index(
         finally:
             if progress is not None:
                 progress.stop()
+        final = fmt.latest_snapshot(root)
     result.seconds = time.perf_counter() - started
     result.phases = phases
+    result.empty_shards = sorted(uri for uri, docs in docs_by_shard.items() if docs == 0)
+    if final is not None:
+        parts = [p for rec in final.shards.values() for p in rec.get("parts", {}).values()]
+        result.index_docs = sum(p["docs"] for p in parts)
+        result.index_tokens = sum(p["tokens"] for p in parts)
     if result.worker_died:
         raise WorkerDiedError(
             f"a worker process died while indexing (killed, e.g. by the out-of-memory killer?); "
@@ -495,6 +526,27 @@ def build_index(
             raise IndexWriteError(f"{index_dir}: {summary}")
         raise InputError(str(index_dir), summary)
     return result
+
+
+def _recorded_columns(root: Path, latest: fmt.Snapshot | None, config: BuildConfig) -> BuildConfig:
+    """The id/source columns the index was built with: used when not given, refused when different.
+
+    Every shard of an index is read with the same columns, so documents of one index never
+    mix "has ids" with "has none" (or ids taken from two different columns).
+    An index built before columns were recorded has none to compare: the given ones are used.
+    """
+    recorded = latest.stats.get("columns") if latest is not None else None
+    if not isinstance(recorded, dict):
+        return config
+    given = {"id": config.id_field, "source": config.source_field}
+    conflicts = [f"{name} column: index {recorded.get(name)!r} != requested {given[name]!r}"
+                 for name in ("id", "source") if given[name] is not None and given[name] != recorded.get(name)]
+    if conflicts:
+        lines = "\n  ".join(conflicts)
+        raise ConfigError(f"index {root} records its documents' columns differently:\n  {lines}\n"
+                          "Every shard of an index is read with the same id and source columns: repeat the "
+                          "recorded ones (or give none to use them), or build into a new index directory.")
+    return dataclasses.replace(config, id_field=recorded.get("id"), source_field=recorded.get("source"))
 
 
 def _run_inline(tasks, on_result, on_failure, progress) -> None:
@@ -564,7 +616,3 @@ def _clean_tmp(root: Path) -> None:
     tmp = root / "tmp"
     if tmp.exists():
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def new_build_id() -> str:
-    return uuid.uuid4().hex

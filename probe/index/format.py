@@ -1,4 +1,4 @@
-"""Index format v1 on a local filesystem: spec file, snapshots, segments, lock.
+"""Index format (version 3, ``FORMAT_VERSION``) on a local filesystem: spec file, snapshots, segments, lock.
 
 The commit protocol follows Delta/Iceberg: data files are immutable and uniquely
 named (a fresh segment directory per task), and a commit is *one* new snapshot file
@@ -14,6 +14,7 @@ Layout (see docs/index-format.md)::
     <index>/segments/<uuid>/view=<v>/n=<n>.parquet   sorted (hash, doc0) of every n-gram
     <index>/segments/<uuid>/repeated/view=<v>/n=<n>.parquet   (hash, count, docs, doc_sample) of rows with count > 1
     <index>/segments/<uuid>/docs.parquet     document ordinal -> shard, row, id, source
+    <index>/tokenizers/<sha256>.json         the hf: tokenizer's file (hf: specs only; written once)
     <index>/LOCK                             flock'ed by the single writer
 """
 
@@ -22,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import signal
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from typing import Any
 import xxhash
 
 from probe.config import TextSpec
+from probe.durable import fsync_dir, write_new_file
 from probe.errors import (
     ConfigError,
     IndexFormatError,
@@ -50,6 +54,7 @@ SPEC_FILE = "probe-index.json"
 SNAPSHOT_DIR = "snapshots"
 SEGMENT_DIR = "segments"
 LOCK_FILE = "LOCK"
+TOKENIZER_DIR = "tokenizers"  # hf: tokenizer files, named by their sha256 (the spec's tokenizer_sha256)
 TMP_PREFIX = ".tmp-"
 
 
@@ -76,29 +81,16 @@ _FAULT_HITS: dict[str, int] = {}
 
 
 # --------------------------------------------------------------------------- durable I/O
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a new or renamed entry in it survives power loss."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_durable(path: Path, data: bytes) -> None:
+def write_file_durable(path: Path, data: bytes | memoryview) -> None:
     """Write bytes and fsync them (the path must not be visible to readers yet).
 
-    An OS error (disk full, file too large, I/O error, read-only filesystem) becomes an
+    :func:`probe.durable.write_new_file` with the index's error policy: an OS error
+    (disk full, file too large, I/O error, read-only filesystem) becomes an
     :class:`IndexWriteError` naming the file; the partial file is removed.
     """
     try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_new_file(path, data)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
         raise IndexWriteError(f"cannot write index file {path}: {e.strerror or e}; nothing from this step "
                               "was committed (free space, then re-run the same command to resume)") from e
 
@@ -144,6 +136,24 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+# --------------------------------------------------------------------------- where an index lives
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")  # "s3://b/i"; also "s3:/b/i", as Path() folds "//"
+
+
+def local_index_root(path: str | Path) -> Path:
+    """The index directory as a local path; ConfigError for a URI (``s3://…``, ``gs://…``).
+
+    An index needs a POSIX directory (flock, ``os.link``, directory fsync). Taken as a
+    path, ``s3://bucket/idx`` would silently become a local folder ``./s3:/bucket/idx``.
+    """
+    m = _URI_SCHEME.match(str(path))
+    if m:
+        raise ConfigError(f"index directory {str(path)!r} is a {m.group(1)}: URI; an index must be a local "
+                          "directory (object storage is supported for corpus shards, not yet for indexes): "
+                          "build into a local directory, then copy it")
+    return Path(path)
+
+
 # --------------------------------------------------------------------------- spec file
 def read_spec(root: Path) -> TextSpec:
     """Read and validate ``probe-index.json`` (format name and version, spec)."""
@@ -165,9 +175,47 @@ def read_spec(root: Path) -> TextSpec:
                if isinstance(version, int) else "")
         )
     try:
-        return TextSpec.from_dict(data["spec"])
+        spec = TextSpec.from_dict(data["spec"])
     except (KeyError, TypeError, ConfigError) as e:
         raise IndexFormatError(f"{path}: invalid text spec: {e}") from e
+    return attach_tokenizer(root, spec)
+
+
+def tokenizer_copy(root: Path, spec: TextSpec) -> Path | None:
+    """Where the index keeps its copy of an hf: spec's tokenizer file (None for words/chars)."""
+    if not spec.tokenizer.startswith("hf:") or not spec.tokenizer_sha256:
+        return None
+    return root / TOKENIZER_DIR / f"{spec.tokenizer_sha256}.json"
+
+
+def attach_tokenizer(root: Path, spec: TextSpec) -> TextSpec:
+    """``spec`` reading its hf: tokenizer from the index's copy, so the index works from any directory.
+
+    An index built before copies were stored has none: its ``hf:PATH`` is used as recorded.
+    """
+    copy = tokenizer_copy(root, spec)
+    return spec.with_tokenizer_file(copy) if copy is not None and copy.is_file() else spec
+
+
+def store_tokenizer(root: Path, spec: TextSpec) -> None:
+    """Copy an hf: spec's tokenizer file into the index (once; put-if-absent, named by its sha256).
+
+    The file is small and its sha256 is part of the spec, so the index is self-contained:
+    it can be moved, shared, or opened from another directory than the one it was built in.
+    """
+    copy = tokenizer_copy(root, spec)
+    if copy is None or copy.is_file():
+        return
+    source = spec.tokenizer_path()
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read tokenizer file {source}: {e.strerror or e}") from e
+    if hashlib.sha256(data).hexdigest() != spec.tokenizer_sha256:
+        raise ConfigError(f"tokenizer file {source} changed while the index was being created "
+                          f"(sha256 differs from {spec.tokenizer_sha256}); re-run the same command")
+    copy.parent.mkdir(exist_ok=True)
+    publish_exclusive(copy.parent, copy.name, data)  # False: a concurrent creator stored the same bytes
 
 
 def create_or_check_spec(root: Path, spec: TextSpec) -> TextSpec:
@@ -186,6 +234,9 @@ def create_or_check_spec(root: Path, spec: TextSpec) -> TextSpec:
             f"index {root} was built with a different text spec (index != requested):\n  {lines}\n"
             "Build into a new --index directory, or repeat the index's options."
         )
+    if existing.tokenizer_file is None:  # a new index, or one built before tokenizer copies were kept
+        store_tokenizer(root, spec)
+        existing = attach_tokenizer(root, existing)
     return existing
 
 

@@ -52,7 +52,7 @@ def _referenced_segment_ids(snapshot: fmt.Snapshot) -> set[str]:
 
 def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
     """Check the latest snapshot's files; return a report (``ok`` false on any problem)."""
-    root = Path(path)
+    root = fmt.local_index_root(path)
     problems: list[str] = []
     files_checked = 0
     try:
@@ -133,7 +133,7 @@ def _check_samples(root: Path, entry: dict[str, Any], agg: Aggregated, k: int) -
 
 def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any]:
     """Merge every segment of the latest snapshot into a single new segment."""
-    root = Path(path)
+    root = fmt.local_index_root(path)
     fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
         reader = open_index(root)
@@ -204,8 +204,13 @@ def _merged_chunks(root: Path, entries: list[tuple[int, dict[str, Any]]], offset
 
 
 def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
-    """Remove unreferenced segments/temp files older than the grace period."""
-    root = Path(path)
+    """Remove unreferenced segments/temp files older than the grace period.
+
+    Younger unreferenced segments are kept (a live writer's uncommitted segment looks
+    just like a crashed one's) and listed in ``kept_young`` with their size in
+    ``kept_young_bytes``, so a report of "removed 0" never hides them.
+    """
+    root = fmt.local_index_root(path)
     fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
     with fmt.WriterLock(root):
         snap = fmt.latest_snapshot(root)
@@ -215,10 +220,17 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
         total = 0
         seg_root = root / fmt.SEGMENT_DIR
         gone: set[str] = set()
+        kept_young: list[str] = []
+        kept_bytes = 0
         for p in sorted(seg_root.iterdir()) if seg_root.is_dir() else []:
-            if p.name in referenced or p.stat().st_mtime > cutoff:
+            if p.name in referenced:
                 continue
-            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            if p.stat().st_mtime > cutoff:
+                kept_young.append(str(p.relative_to(root)))
+                kept_bytes += size
+                continue
+            total += size
             removed.append(str(p.relative_to(root)))
             gone.add(p.name)
             if not dry_run:
@@ -245,7 +257,8 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
                     tmp.unlink()
         if not dry_run and removed:
             fmt.fsync_dir(seg_root)
-    return {"index": str(root), "removed": removed, "bytes": total, "dry_run": dry_run}
+    return {"index": str(root), "removed": removed, "bytes": total, "dry_run": dry_run,
+            "kept_young": kept_young, "kept_young_bytes": kept_bytes, "older_than_seconds": older_than_seconds}
 
 
 __all__ = ["compact_index", "gc_index", "parse_duration", "verify_index", "pq"]

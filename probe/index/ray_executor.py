@@ -11,12 +11,13 @@ same absolute path on every Ray node** (a shared filesystem such as NFS, or shar
 on object storage: ``s3://…``, ``gs://…``).
 
 Ray is an optional dependency (``pip install 'probe[ray]'``): imported only here.
+This module never imports :mod:`probe.index.build`: the build hands it the task body
+and the per-process setup (no import cycle).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -27,21 +28,14 @@ from probe.index.segment import manifest_files, read_manifest
 
 _worker_ready = False
 
+RunTask = Callable[[Any, Any], dict[str, Any]]  # (task, progress queue or None) -> commit record
 
-def _run_task_on_ray(task: Any) -> dict[str, Any]:
+
+def _run_task_on_ray(run_task: RunTask, setup_worker: Callable[[], None], task: Any) -> dict[str, Any]:
     """Ray task body: per-process setup once (as the local pool's initializer), then the task."""
     global _worker_ready
-    from probe.index.build import run_task
-
     if not _worker_ready:
-        import pyarrow as pa
-
-        from probe._alloc import tune_allocator
-
-        tune_allocator()
-        os.environ.setdefault("RAYON_NUM_THREADS", "1")
-        pa.set_cpu_count(1)
-        pa.set_io_thread_count(1)
+        setup_worker()
         _worker_ready = True
     return run_task(task, None)
 
@@ -65,10 +59,13 @@ def check_segment_visible(root: Path, res: dict[str, Any]) -> None:
             "the same path; nothing from that part was committed") from e
 
 
-def run_on_ray(tasks: Sequence[Any], workers: int, address: str | None,
-               on_result: Callable[[Any, dict[str, Any]], None],
+def run_on_ray(tasks: Sequence[Any], workers: int, address: str | None, run_task: RunTask,
+               setup_worker: Callable[[], None], on_result: Callable[[Any, dict[str, Any]], None],
                on_failure: Callable[[Any, BaseException], None], progress: Any = None) -> None:
     """Submit every task to Ray (one CPU each) and hand results to the callbacks as they finish.
+
+    ``run_task(task, None)`` is the task body and ``setup_worker()`` runs once per Ray
+    worker process before its first task (both module-level functions: Ray ships them by reference).
 
     ``address`` None starts a local Ray instance with ``workers`` CPUs (stopped again at the
     end); ``"auto"`` or ``"ray://host:port"`` joins an existing cluster, whose size then
@@ -96,7 +93,7 @@ def run_on_ray(tasks: Sequence[Any], workers: int, address: str | None,
         for task in tasks:
             # workers may start elsewhere: every path they open must be absolute
             absolute = dataclasses.replace(task, index_root=str(Path(task.index_root).resolve()))
-            pending[remote.remote(absolute)] = task
+            pending[remote.remote(run_task, setup_worker, absolute)] = task
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:

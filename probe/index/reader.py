@@ -375,7 +375,7 @@ def open_index(path: str | Path, snapshot: int | None = None, spec: TextSpec | N
 
     With ``spec``, refuse an index whose text spec differs (IndexMismatchError).
     """
-    root = Path(path)
+    root = fmt.local_index_root(path)
     index_spec = fmt.read_spec(root)
     if spec is not None and spec != index_spec:
         lines = "\n  ".join(index_spec.diff(spec))

@@ -27,8 +27,9 @@ import pyarrow.parquet as pq
 import xxhash
 
 from probe import kernels
+from probe.durable import fsync_dir
 from probe.errors import IndexFormatError
-from probe.index.format import fault_point, fsync_dir, safe_relative, write_file_durable
+from probe.index.format import fault_point, safe_relative, write_file_durable
 
 ROWS_PER_ROW_GROUP = 1 << 17
 EMPTY32 = np.uint32(0xFFFFFFFF)

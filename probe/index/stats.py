@@ -1,5 +1,7 @@
 """Index statistics (`probe index info`) and single-text lookups (`probe index lookup`).
 
+Reading documents back from their shards (provenance) is :mod:`probe.index.provenance`.
+
 Cheap numbers come from the snapshot and manifests; exact distinct counts and the
 top-k most frequent n-grams across segments come from one merge of the segments'
 sorted hashes, bucket range by bucket range (read-only, no lock).
@@ -7,7 +9,6 @@ sorted hashes, bucket range by bucket range (read-only, no lock).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,13 @@ import numpy as np
 
 from probe import kernels
 from probe.index import format as fmt
+from probe.index.provenance import (  # noqa: F401 - provenance lived here: keep the names importable
+    DocumentMatch,
+    document_match,
+    match_document,
+    ngram_text_in_document,
+    prefetch_document_texts,
+)
 from probe.index.reader import IndexReader, open_index
 from probe.index.segment import (
     ngram_file_bytes,
@@ -22,7 +30,6 @@ from probe.index.segment import (
     read_repeated_file,
     row_groups_for_buckets,
 )
-from probe.sources.corpus import ReaderOptions, ShardRef, read_document
 from probe.text.tokenizers import Tokenizer
 
 
@@ -136,73 +143,6 @@ def _first_document(reader: IndexReader, view: str, n: int, ngram_hash: int) -> 
         if i < part.hashes.shape[0] and part.hashes[i] == target:
             return (si << 32) | int(part.samples[i, 0])
     return None
-
-
-@lru_cache(maxsize=256)
-def _read_doc(uri: str, fmt_name: str, row: int) -> str:
-    return read_document(ShardRef(uri=uri, format=fmt_name, size=0, mtime_ns=0), row, ReaderOptions())
-
-
-def prefetch_document_texts(reader: IndexReader, doc_keys: list[int]) -> None:
-    """Read several documents' texts on threads into ``_read_doc``'s cache (best effort)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(doc_keys) < 2:
-        return  # nothing to overlap
-    try:
-        docs = reader.documents(np.unique(np.array(doc_keys, np.uint64)))
-    except Exception:  # noqa: BLE001 - provenance is best effort; document_match reports per document
-        return
-    refs = sorted({(d["uri"], d["format"], int(d["row"])) for d in docs if d.get("uri")})
-    with ThreadPoolExecutor(max(1, min(reader.threads, len(refs)))) as pool:
-        for future in [pool.submit(_read_doc, *ref) for ref in refs]:
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001, S112 - the same read fails again in document_match, which handles it
-                continue
-
-
-def document_match(reader: IndexReader, doc_key: int, ngram_hash: int, n: int, span_tokens: int,
-                   view: str = "surface", context_chars: int = 160) -> dict[str, Any] | None:
-    """Locate an n-gram in a corpus document read back from its shard.
-
-    Returns the document's provenance (uri, row, id, source), the matched span's
-    text with ``context_chars`` around it (``snippet``), and the span's normalized
-    tokens (``match_tokens``) for exact verification. None when the shard cannot be
-    read (moved or deleted); ``{"collision": True, ...}`` when the n-gram is not in the
-    document (a 64-bit hash collision).
-    """
-    try:
-        doc = reader.documents(np.array([doc_key], np.uint64))[0]
-        text = _read_doc(doc["uri"], doc["format"], int(doc["row"]))
-    except Exception:  # noqa: BLE001 - provenance is best effort: the shard may have moved
-        return None
-    tok = Tokenizer(reader.spec)
-    tb = tok.tokenize([text], view, with_offsets=True)
-    h, _de, pos = kernels.ngram_hashes(tb.token_hashes, tb.doc_token_ends, n, 1)
-    hit = np.nonzero(h == np.uint64(ngram_hash))[0]
-    if not hit.shape[0]:
-        # the index says this document holds the n-gram, its text says no: a hash collision
-        return {"uri": doc["uri"], "row": int(doc["row"]), "id": doc.get("id"), "source": doc.get("source"),
-                "collision": True}
-    first = int(pos[hit[0]])
-    last = min(tb.num_tokens - 1, first + max(span_tokens, n) - 1)
-    norm = tb.texts[0]
-    a, b = int(tb.token_starts[first]), int(tb.token_ends[last])
-    starts, ends = tb.token_starts[first:last + 1].tolist(), tb.token_ends[first:last + 1].tolist()
-    same_length = len(norm) == len(text)
-    shown = text if same_length else norm  # offsets index the normalized text
-    lo, hi = max(0, a - context_chars), min(len(shown), b + context_chars)
-    snippet = ("…" if lo else "") + shown[lo:a] + "[[" + shown[a:b] + "]]" + shown[b:hi] + ("…" if hi < len(shown) else "")
-    return {"uri": doc["uri"], "row": int(doc["row"]), "id": doc.get("id"), "source": doc.get("source"),
-            "snippet": snippet, "text": shown[a:b],
-            "match_tokens": [norm[x:y] for x, y in zip(starts, ends, strict=True)]}
-
-
-def ngram_text_in_document(reader: IndexReader, view: str, n: int, ngram_hash: int, doc_key: int) -> str | None:
-    """The text of one of a document's n-grams (for `index info`'s top-k table)."""
-    found = document_match(reader, doc_key, ngram_hash, n, n, view=view, context_chars=0)
-    return found["text"] if found and not found.get("collision") else None
 
 
 def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -> dict[str, Any]:

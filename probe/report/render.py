@@ -9,16 +9,13 @@ followed).
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from probe.durable import atomic_writer, remove_stale_temps
 from probe.errors import ConfigError
 from probe.report.model import GATE_NAME, ReportModel, load_report, run_key
-
-REPORT_FILES = ("report.html", "report.md", "junit.xml")
 
 
 def safe_target(report_dir: Path, name: str) -> Path:
@@ -32,67 +29,12 @@ def safe_target(report_dir: Path, name: str) -> Path:
     return target
 
 
-_TEMP_NAME = re.compile(r"^\.[\w.-]+\.tmp-(\d+)$")
-
-
-def remove_stale_temps(report_dir: Path) -> list[str]:
-    """Remove ``.NAME.tmp-PID`` files left by a killed writer (its PID is gone); return their names.
-
-    A temp file of a live process (another scan writing here) is kept.
-    """
-    removed = []
-    for path in Path(report_dir).iterdir():
-        m = _TEMP_NAME.match(path.name)
-        if not m or not path.is_file() or _alive(int(m.group(1))):
-            continue
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path.name)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def write_atomic(report_dir: Path, name: str, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write via ``write(stream)`` to a temp file, fsync, and rename it to ``name``."""
+    """Write via ``write(stream)`` to a temp file, fsync, and rename it to ``name`` (:mod:`probe.durable`)."""
     target = safe_target(report_dir, name)
-    tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)  # replaces a symlink itself; never writes through it
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
+    with atomic_writer(target) as f:
+        write(f)
     return target
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_gate(report_dir: str | Path, gate: dict[str, Any], summary: dict[str, Any]) -> Path:

@@ -241,15 +241,15 @@ class Tokenizer:
         self._normalize = get_normalizer(spec.normalizer)
         self._hf = None
         if spec.tokenizer.startswith("hf:"):
-            self._hf = load_hf_tokenizer(spec.tokenizer[3:])
+            self._hf = load_hf_tokenizer(str(spec.tokenizer_path()))
             if spec.tokenizer_sha256 is not None:
                 actual = spec.with_tokenizer_hash().tokenizer_sha256
                 if actual != spec.tokenizer_sha256:
                     # the file changed since the index was built: its token ids (and so every
                     # hash) may differ, which would silently turn matches into misses
                     raise ConfigError(
-                        f"tokenizer file for {spec.tokenizer!r} changed: sha256 {actual} != "
-                        f"{spec.tokenizer_sha256} recorded in the text spec"
+                        f"tokenizer file {spec.tokenizer_path()} (for {spec.tokenizer!r}) changed: sha256 "
+                        f"{actual} != {spec.tokenizer_sha256} recorded in the text spec"
                     )
 
     def normalize(self, texts: Sequence[str]) -> list[str]:
