@@ -488,10 +488,18 @@ def scan(datasets: tuple[Path, ...], index_dir: Path, out_dir: Path | None, sile
                 click.echo(f"wrote {target / 'examples.parquet'} and {target / 'summary.json'}")
             elif not silent:  # stdout is the JSON document: the people-facing list goes to stderr
                 render_flagged(flagged, make_console(file=sys.stderr))
+            _warn_unreadable_documents(result.summary)
     finally:
         reader.close()  # stop background index loading at once on an error or interrupt
     if output_format == "json":
         _emit_json(summaries[0] if len(summaries) == 1 else summaries)
+
+
+def _warn_unreadable_documents(summary: Any) -> None:
+    """Say on stderr (once per reason) when flagged examples' corpus documents could not be read back."""
+    for reason, count in summary.provenance.unavailable.items():
+        click.echo(f"warning: {count:,} flagged example(s) have no corpus snippet and were not verified: "
+                   f"{reason} (shard, row, id and source are still reported)", err=True)
 
 
 def _scan_progress(dataset: Path, silent: bool) -> Any:
@@ -658,6 +666,7 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
             render_flagged(result.report)
             render_gate(gate.to_dict())
         click.echo("wrote " + ", ".join(str(p) for p in result.reports.values()))
+    _warn_unreadable_documents(result.scan.summary)
     if not result.passed:
         raise ThresholdExceeded("gate failed: " + "; ".join(gate.reasons))
 

@@ -9,6 +9,9 @@ a snippet (and, with ``verify``, to compare the matched tokens exactly).
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 import numpy as np
 import pyarrow as pa
 
@@ -38,16 +41,32 @@ class _Columns:
         }
 
 
+@dataclass
+class ProvenanceOutcome:
+    """A batch's match_* columns, the documents looked up, and why some could not be read back."""
+
+    columns: dict[str, pa.Array]
+    used: int = 0
+    unavailable: Counter[str] = field(default_factory=Counter)  # reason → examples
+
+
 def match_provenance(ctx: ScanContext, batch: ScanBatch, evidence: NgramEvidence, flagged: np.ndarray,
-                     limit: int) -> tuple[dict[str, pa.Array], int]:
-    """match_* columns for the first ``limit`` flagged examples of the batch, and how many were used."""
+                     limit: int) -> ProvenanceOutcome:
+    """match_* columns for the first ``limit`` flagged examples of the batch.
+
+    When a document's shard cannot be read back (moved, deleted, truncated), the columns
+    still carry what the index knows (shard, row, id, source); the snippet and the
+    verification are null and the reason is counted, never silently dropped.
+    """
     e = batch.size
     cols = _Columns(e)
     res, ngrams = evidence.samples, evidence.sample_hashes
-    used = 0
     if res is None or ngrams is None or limit <= 0:
-        return cols.arrays(), used
-    from probe.index.stats import document_match, prefetch_document_texts
+        return ProvenanceOutcome(cols.arrays())
+    from probe.index import stats
+    from probe.index.provenance import prefetch_document_texts
+
+    outcome = ProvenanceOutcome({})
 
     reader = ctx.reader
     tbs = batch.tokens["surface"]
@@ -63,20 +82,23 @@ def match_provenance(ctx: ScanContext, batch: ScanBatch, evidence: NgramEvidence
         sample = res.sample(gi)
         if not sample.shape[0]:
             continue
-        used += 1
-        info = document_match(reader, int(sample[0]), int(ngrams.hashes[gi]), evidence.nmin, int(s.longest[i]))
-        if info is None:
-            continue
-        if info.get("collision"):
+        outcome.used += 1
+        found = stats.match_document(reader, int(sample[0]), int(ngrams.hashes[gi]), evidence.nmin,
+                                     int(s.longest[i]))
+        if found.collision:
             # the n-gram's hash is in the index but its text is not in the document
             cols.verified[i] = False if ctx.config.verify else None
             continue
-        cols.uri[i], cols.row[i], cols.doc_id[i], cols.source[i], cols.snippet[i] = (
-            info["uri"], info["row"], info["id"], info["source"], info["snippet"])
-        if ctx.config.verify:
+        cols.uri[i], cols.row[i], cols.doc_id[i], cols.source[i] = found.uri, found.row, found.id, found.source
+        if found.snippet_unavailable is not None:  # the index knows the document; its shard cannot be read
+            outcome.unavailable[found.snippet_unavailable] += 1
+            continue
+        cols.snippet[i] = found.snippet
+        if ctx.config.verify and found.match_tokens is not None:
             lo_tok = int(tbs.doc_token_ends[whole_doc0 - 1])  # field base: longest_first is field-relative
             a = int(tbs.token_starts[lo_tok + int(s.longest_first[i])])
             b = int(tbs.token_ends[lo_tok + int(s.longest_last[i])])
             query_tokens = ctx.tokenizer.token_texts(tbs.texts[whole_doc0 + i][a:b])
-            cols.verified[i] = info["match_tokens"] == query_tokens[: len(info["match_tokens"])]
-    return cols.arrays(), used
+            cols.verified[i] = found.match_tokens == query_tokens[: len(found.match_tokens)]
+    outcome.columns = cols.arrays()
+    return outcome

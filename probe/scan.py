@@ -12,8 +12,6 @@ as ``summary.json``. Memory is bounded by the batch.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -29,12 +27,12 @@ import pyarrow.parquet as pq
 from probe import interrupt
 from probe._alloc import tune_allocator
 from probe.definitions import Evidence, Judgement, definition_names, judge, llama2_n
+from probe.durable import publish_file, remove_stale_temps, temp_path, write_json_atomic
 from probe.errors import ConfigError, NothingAssessableError
 from probe.index.reader import IndexReader, open_index
-from probe.match_provenance import match_provenance
+from probe.match_provenance import ProvenanceOutcome, match_provenance
 from probe.measures import Measure, MeasureAggregate, MeasureBatch, ScanBatch, ScanContext, create_measures
 from probe.measures.ngram import SCAN_FIELDS, NgramEvidence
-from probe.report.render import remove_stale_temps
 from probe.scan_output import (
     VERDICTS,
     CoverageStats,
@@ -43,6 +41,7 @@ from probe.scan_output import (
     IndexInfo,
     LongestHistogram,
     MeasureInfo,
+    ProvenanceStats,
     ScanSettings,
     ScanSummary,
 )
@@ -148,7 +147,7 @@ class _BatchOutcome:
     target_coverage: np.ndarray  # whole-example surface coverage at the smallest n (group means)
     unavailable: dict[str, str]
     lookups: int
-    provenance_used: int
+    provenance: ProvenanceOutcome
     outputs: dict[str, MeasureBatch]
     batch: ScanBatch
 
@@ -242,6 +241,8 @@ class _Scan:
         self.unavailable: dict[str, str] = {}
         self.lookups = 0
         self.provenance_left = config.provenance_limit
+        self.provenance_looked_up = 0
+        self.provenance_unavailable: Counter[str] = Counter()  # reason → examples whose document was unreadable
 
     def run(self, out_dir: Path | None, started: float) -> ScanResult:
         reader = self.ctx.reader
@@ -292,14 +293,16 @@ class _Scan:
         for output in outputs.values():
             columns.update(output.columns)
         flagged = judgement.flags.get("default", np.zeros(batch.size, bool)) | (verdict == "seen")
-        provenance, used = match_provenance(self.ctx, batch, evidence, flagged, self.provenance_left)
-        columns.update(provenance)
+        provenance = match_provenance(self.ctx, batch, evidence, flagged, self.provenance_left)
+        columns.update(provenance.columns)
         return _BatchOutcome(pa.table(columns), verdict, judgement.flags,
                              evidence.scores[("whole", "surface", evidence.nmin)].token_coverage,
-                             judgement.unavailable, evidence.lookups, used, outputs, batch)
+                             judgement.unavailable, evidence.lookups, provenance, outputs, batch)
 
     def fold(self, outcome: _BatchOutcome) -> None:
-        self.provenance_left -= outcome.provenance_used
+        self.provenance_left -= outcome.provenance.used
+        self.provenance_looked_up += outcome.provenance.used
+        self.provenance_unavailable.update(outcome.provenance.unavailable)
         self.lookups += outcome.lookups
         self.unavailable.update(outcome.unavailable)
         self.acc.add([ex.group for ex in outcome.batch.examples], outcome)
@@ -431,6 +434,8 @@ def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
         groups=groups,
         lookups=ngram["lookups"],
         seconds=round(seconds, 3),
+        provenance=ProvenanceStats(config.provenance_limit, scan.provenance_looked_up,
+                                   dict(scan.provenance_unavailable)),
     )
 
 
@@ -442,26 +447,3 @@ def _version() -> str:
     except Exception:  # noqa: BLE001 - not installed (running from a checkout)
         return "0+unknown"
 
-
-def temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
-
-
-def publish_file(tmp: Path, final: Path) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """temp + fsync + replace, so CI never reads half a report."""
-    tmp = temp_path(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -167,6 +167,19 @@ class MeasureInfo:
 
 
 @dataclass(frozen=True)
+class ProvenanceStats:
+    """How many flagged examples' corpus documents were looked up, and why some could not be read back."""
+
+    limit: int = 0
+    looked_up: int = 0
+    unavailable: dict[str, int] = field(default_factory=dict)  # reason (e.g. a moved shard) → examples
+
+    @property
+    def unavailable_count(self) -> int:
+        return sum(self.unavailable.values())
+
+
+@dataclass(frozen=True)
 class ScanSummary:
     """``summary.json``: a scan's counts, configuration and provenance (docs/scan-output.md)."""
 
@@ -189,6 +202,7 @@ class ScanSummary:
     groups: dict[str, GroupStats]
     lookups: int
     seconds: float
+    provenance: ProvenanceStats = field(default_factory=ProvenanceStats)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -207,8 +221,8 @@ class ScanSummary:
         out["measures"] = {k: m.to_dict() for k, m in self.measures.items()}
         order = ("schema_version", "tool", "created", "dataset", "index", "config", "examples", "assessable",
                  "unassessable", "skipped", "verdicts", "contaminated", "unavailable_definitions",
-                 "pattern_available", "coverage", "longest_match_histogram", "measures", "groups", "lookups",
-                 "seconds")
+                 "pattern_available", "coverage", "longest_match_histogram", "measures", "groups", "provenance",
+                 "lookups", "seconds")
         return {k: out[k] for k in order}
 
     @classmethod
@@ -246,4 +260,5 @@ class ScanSummary:
             measures={k: MeasureInfo.from_dict(v) for k, v in (data.get("measures") or {}).items()},
             groups={k: GroupStats.from_dict(v, f"groups.{k}.", source) for k, v in groups.items()},
             lookups=int(data.get("lookups", 0)), seconds=float(data.get("seconds", 0.0)),
+            provenance=ProvenanceStats(**(data.get("provenance") or {})),
         )

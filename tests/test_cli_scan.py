@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
@@ -341,3 +342,23 @@ def test_explicit_out_replacing_another_dataset_says_so(index: Path, tmp_path: P
     result = run(b, "--index", index, "--out", tmp_path / "r", "--silent")
     assert result.exit_code == ExitCode.OK, result.output
     assert f"note: replaced the scan of {a} in {tmp_path / 'r'}" in result.stderr
+
+
+def test_a_moved_shard_keeps_provenance_and_says_why_there_is_no_snippet(tmp_path: Path) -> None:
+    """Shard moved after the build: shard, row, id and source still reported; snippet and verification
+    are null with the reason counted in summary.json and said once on stderr (never a silent null)."""
+    shard = tmp_path / "corpus.jsonl"
+    shutil.copy(CORPUS, shard)
+    index = tmp_path / "idx"
+    build_index([str(shard)], index, TextSpec(), BuildConfig(workers=1, id_field="id", source_field="source"))
+    shard.rename(tmp_path / "elsewhere.jsonl")
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", "--verify")
+    assert result.exit_code == ExitCode.OK, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    reasons = summary["provenance"]["unavailable"]
+    assert len(reasons) == 1 and "not found (moved or deleted" in next(iter(reasons))
+    assert summary["provenance"]["looked_up"] == next(iter(reasons.values())) > 0
+    assert "have no corpus snippet and were not verified" in result.stderr
+    rows = [r for r in pq.read_table(tmp_path / "out" / "examples.parquet").to_pylist() if r["match_uri"]]
+    assert rows and all(r["match_doc_id"] and r["match_source"] and r["match_row"] is not None for r in rows)
+    assert all(r["match_snippet"] is None and r["match_verified"] is None for r in rows)

@@ -117,5 +117,5 @@ def test_one_atomic_writer_in_the_tree() -> None:
     """No second temp-then-rename writer: every os.replace of a written file goes through probe.durable."""
     root = Path(__file__).resolve().parents[1] / "probe"
     users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "os.replace(" in p.read_text())
-    allowed = {"durable.py", "scan.py", "text/tokenizers.py"}  # scan: until it switches; tokenizers: a cache file
+    allowed = {"durable.py", "text/tokenizers.py"}  # tokenizers: a cache file
     assert set(users) <= allowed, users

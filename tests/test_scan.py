@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,15 +147,15 @@ def test_verify_confirms_the_matches(world) -> None:
 def test_verify_reports_a_collision_as_false(world, monkeypatch: pytest.MonkeyPatch) -> None:
     from probe.index import stats
 
-    real = stats.document_match
+    real = stats.match_document
 
-    def colliding(*args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        info = real(*args, **kwargs)
-        if info is not None:  # the corpus document holds other tokens than the query's span
-            info = {**info, "match_tokens": ["collision", *info["match_tokens"][1:]]}
-        return info
+    def colliding(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        if found.match_tokens is not None:  # the corpus document holds other tokens than the query's span
+            found = replace(found, match_tokens=["collision", *found.match_tokens[1:]])
+        return found
 
-    monkeypatch.setattr(stats, "document_match", colliding)
+    monkeypatch.setattr(stats, "match_document", colliding)
     _, rows, _ = scan(world, verify=True)
     assert rows[ROW["quote"]]["match_uri"] is not None and rows[ROW["quote"]]["match_verified"] is False
 
