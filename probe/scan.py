@@ -201,16 +201,16 @@ class _ExamplesSink:
             self.writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
         self.writer.write_table(table)
 
-    def discard(self) -> None:
-        """Remove everything this scan wrote (and its directory when the scan created it empty)."""
+    def discard(self, remove_dir: bool) -> None:
+        """Remove everything this scan wrote (with ``remove_dir``, its directory too when the scan created it)."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None
         if self.tmp is not None and self.tmp.exists():
             self.tmp.unlink()
-        if self.out_dir is not None and self.created_dir and self.out_dir.exists() \
+        if remove_dir and self.out_dir is not None and self.created_dir and self.out_dir.exists() \
                 and not any(self.out_dir.iterdir()):
-            self.out_dir.rmdir()  # leave no empty report directory behind
+            self.out_dir.rmdir()
 
     def publish(self, summary: dict[str, Any]) -> pa.Table | None:
         """examples.parquet, then summary.json (readers that see a summary find its examples)."""
@@ -266,8 +266,11 @@ class _Scan:
                     f"read, {self.stats.skipped} skipped; every example is shorter than n={min(self.ctx.ns)} "
                     "tokens or empty)")
             table = sink.publish(summary.to_dict())
+        except NothingAssessableError:
+            sink.discard(remove_dir=True)  # leave no empty report directory behind
+            raise
         except BaseException:
-            sink.discard()
+            sink.discard(remove_dir=False)
             raise
         return ScanResult(summary, out_dir, table)
 

@@ -520,11 +520,14 @@ def build_index(
     if result.failures:
         shown = "\n  ".join(result.failures[:20])
         more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""
-        summary = (f"{len(result.failures)} shard part(s) failed and were not committed "
-                   f"({result.parts_committed} committed; re-run to resume):\n  {shown}{more}")
+        failed = f"{len(result.failures)} shard part(s) failed and were not committed"
         if write_failures:  # the index could not be written: exit 4, not "bad input" (3)
-            raise IndexWriteError(f"{index_dir}: {summary}")
-        raise InputError(str(index_dir), summary)
+            raise IndexWriteError(f"{index_dir}: {failed} ({result.parts_committed} committed; re-run to resume "
+                                  f"once the index can be written):\n  {shown}{more}")
+        # bad data: running the same build again would fail the same way
+        raise InputError(str(index_dir), f"{failed} ({result.parts_committed} committed and kept; fix or remove "
+                                         f"the shards named below, or skip bad records, then run the build "
+                                         f"again):\n  {shown}{more}")
     return result
 
 

@@ -428,8 +428,8 @@ def _novel(m: ReportModel) -> str:
                 for i in items) + "</div>"
     shown = len(m.novel)
     more = (f'<p class="muted small">The full list is the rows of <code>examples.parquet</code> with '
-            f'<code>verdict = \'novel\'</code>, e.g. <code>duckdb -c "select id from '
-            f'\'{_e(m.report_dir / "examples.parquet")}\' where verdict = \'novel\'"</code>.</p>'
+            f'<code>verdict = \'novel\'</code>, e.g. in Python: <code>pyarrow.parquet.read_table('
+            f'\'{_e(m.report_dir / "examples.parquet")}\', filters=[(\'verdict\', \'=\', \'novel\')])</code>.</p>'
             if m.novel_total > shown else "")
     return head + body + more + "</section>"
 
