@@ -395,6 +395,12 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Flagged examples whose corpus document is read back for a snippet."),
         click.option("--verify", is_flag=True,
                      help="Re-check flagged matches against the corpus text (rules out hash collisions)."),
+        click.option("--measures", default=None,
+                     help="Comma-separated measures to compute besides the exact n-gram measure (which always "
+                          "runs) [default: every default measure the index supports]."),
+        click.option("--measure-option", "measure_option", multiple=True, metavar="MEASURE.KEY=VALUE",
+                     help="An option of one measure (repeatable); VALUE is read as JSON when it parses, "
+                          "else as text."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -404,9 +410,10 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str | None, group_by: str | None,
                  keep_templates: bool, definitions: str | None, target_field: str, max_docs: int,
                  seen_threshold: float, partial_threshold: float, batch_size: int, provenance_limit: int,
-                 verify: bool, delimiter: str | None = None, skip_bad_records: bool = False) -> Any:
+                 verify: bool, delimiter: str | None = None, skip_bad_records: bool = False,
+                 measures: str | None = None, measure_option: tuple[str, ...] = ()) -> Any:
     from probe.scan import ScanConfig
-    from probe.scoring import DEFINITIONS, Thresholds
+    from probe.scoring import Thresholds
     from probe.sources.datasets import DatasetOptions
 
     pairs = []
@@ -421,23 +428,41 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
         raise ConfigError("--max-docs must be >= 1")
     if delimiter in ("\\t", "tab"):  # `--delimiter '\t'` as typed in a shell means a tab
         delimiter = "\t"
-    defs = tuple(d.strip() for d in definitions.split(",") if d.strip()) if definitions else DEFINITIONS
-    if "default" not in defs:
+    defs = tuple(d.strip() for d in definitions.split(",") if d.strip()) if definitions else None
+    if defs is not None and "default" not in defs:
         defs = ("default", *defs)  # the verdict's own definition is always computed
+    chosen = tuple(m.strip() for m in measures.split(",") if m.strip()) if measures is not None else None
     return ScanConfig(
         thresholds=Thresholds(max_docs=max_docs, seen=seen_threshold, partial=partial_threshold),
         definitions=defs, target_field=target_field,
-        provenance_limit=provenance_limit, verify=verify,
+        provenance_limit=provenance_limit, verify=verify, measures=chosen,
+        measure_options=_measure_options(measure_option),
         dataset=DatasetOptions(schema=schema, field_map=tuple(pairs), id_field=id_field, group_by=group_by,
                                strip_templates=not keep_templates, batch_size=batch_size,
                                delimiter=delimiter, skip_bad_records=skip_bad_records),
     )
 
 
+def _measure_options(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``minhash.threshold=0.5`` → {"minhash": {"threshold": 0.5}} (JSON values where they parse)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, option = key.partition(".")
+        if not sep or not dot or not name or not option:
+            raise ConfigError(f"--measure-option expects MEASURE.KEY=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(name, {})[option] = value
+    return out
+
+
 def _config_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     names = ("schema", "field_map", "id_field", "group_by", "keep_templates", "definitions", "target_field",
              "max_docs", "seen_threshold", "partial_threshold", "batch_size", "provenance_limit", "verify",
-             "delimiter", "skip_bad_records")
+             "delimiter", "skip_bad_records", "measures", "measure_option")
     return {k: kwargs.pop(k) for k in names}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,6 +56,7 @@ from probe.sources.datasets import (
 )
 from probe.text.tokenizers import Tokenizer
 
+NGRAM_TOP_LEVEL = ("coverage", "longest_match_histogram", "lookups")  # summary keys older than measures
 LOOKAHEAD_BATCHES = 4  # batches tokenized ahead while the index is still loading
 
 
@@ -69,6 +70,8 @@ class ScanConfig:
     provenance_limit: int = 200  # flagged examples whose corpus source is read back
     verify: bool = False  # re-check hash matches against the corpus text
     measures: tuple[str, ...] | None = None  # None: every default measure (the n-gram measure always runs)
+    # per-measure options, e.g. {"minhash": {"threshold": 0.5}}; each measure reads and validates its own
+    measure_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
 
     def __post_init__(self) -> None:
@@ -249,6 +252,13 @@ class _Scan:
         schema = detect_schema(self.dataset, self.config.dataset)
         # the index tables load on background threads while the dataset is read and tokenized
         reader.prefetch([t for m in self.measures for t in m.needs(self.ctx).tables])
+        observers = [m for m in self.measures if m.first_pass]
+        if observers:  # dataset-wide statistics (e.g. how many examples share an n-gram) before scoring
+            for batch in _prepared_batches(read_examples(self.dataset, self.config.dataset, DatasetReadStats()),
+                                           reader, self.ctx.tokenizer, self.ctx.views):
+                interrupt.check()
+                for m in observers:
+                    m.observe(batch, self.ctx)
         sink = _ExamplesSink(out_dir)
         try:
             for batch in _prepared_batches(read_examples(self.dataset, self.config.dataset, self.stats),
@@ -406,8 +416,9 @@ def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
         for g, rec in sorted(acc.groups.items())}
     ngram = scan.aggregates["ngram"].to_dict()
     measures = {m.name: MeasureInfo(True, m.title, m.cost, m.estimate(scan.ctx), None,
-                                    # the n-gram aggregates stay at the top level (coverage, longest_...)
-                                    {} if m.name == "ngram" else scan.aggregates[m.name].to_dict())
+                                    # the n-gram measure's first aggregates stay at the top level
+                                    {k: v for k, v in ngram.items() if k not in NGRAM_TOP_LEVEL}
+                                    if m.name == "ngram" else scan.aggregates[m.name].to_dict())
                 for m in scan.measures}
     measures.update({name: MeasureInfo(False, reason=why) for name, why in scan.unavailable_measures.items()})
     spec = reader.spec

@@ -362,3 +362,20 @@ def test_a_moved_shard_keeps_provenance_and_says_why_there_is_no_snippet(tmp_pat
     rows = [r for r in pq.read_table(tmp_path / "out" / "examples.parquet").to_pylist() if r["match_uri"]]
     assert rows and all(r["match_doc_id"] and r["match_source"] and r["match_row"] is not None for r in rows)
     assert all(r["match_snippet"] is None and r["match_verified"] is None for r in rows)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--measures", "nope"], "unknown measure"),
+    (["--measure-option", "minhash=0.5"], "MEASURE.KEY=VALUE"),
+])
+def test_bad_measure_selection_is_a_usage_error(index: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    result = run(DATASET, "--index", index, "--out", tmp_path / "out", *args)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert needle in result.output
+
+
+def test_measure_options_reach_the_config() -> None:
+    from probe.cli import _measure_options
+
+    assert _measure_options(("minhash.threshold=0.5", "minhash.chunk=text", "model.path=/m")) == {
+        "minhash": {"threshold": 0.5, "chunk": "text"}, "model": {"path": "/m"}}

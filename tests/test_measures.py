@@ -29,6 +29,7 @@ from probe.measures import (
 )
 from probe.scan import ScanConfig, scan_dataset
 from probe.scan_output import ScanSummary
+from probe.sources.datasets import DatasetOptions
 
 CORPUS = ["the quick brown fox jumps over the lazy dog while the farmer sleeps under the old oak tree",
           "a completely different document about sailing boats on a windy lake in the early morning"]
@@ -185,3 +186,34 @@ def test_scan_without_out_dir_writes_nothing_and_keeps_the_examples(world: dict[
     assert list(tmp_path.iterdir()) == []
     assert result.examples.num_rows == len(DATASET)
     assert result.examples.column("verdict").to_pylist()[1] == "novel"
+
+
+class FirstPass(CharCount):
+    """Toy first-pass measure: each example's share of the dataset's characters (needs the whole dataset)."""
+
+    name = "toy_share"
+    title = "share of the dataset's characters"
+    first_pass = True
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def observe(self, batch: ScanBatch, ctx: ScanContext) -> None:
+        self.total += sum(len(t) for t in batch.field_texts["whole"])
+
+    def compute(self, batch: ScanBatch, ctx: ScanContext, earlier: dict[str, MeasureBatch]) -> MeasureBatch:
+        scale = float(self.options(ctx).get("scale", 1.0))
+        shares = np.array([scale * len(t) / self.total for t in batch.field_texts["whole"]])
+        return MeasureBatch({"toy_share_whole": pa.array(shares)}, np.array([len(t) for t in batch.field_texts["whole"]]))
+
+
+def test_a_first_pass_measure_sees_the_whole_dataset_before_scoring(world: dict[str, Path]) -> None:
+    register_measure(FirstPass)
+    try:
+        config = ScanConfig(measures=("toy_share",), measure_options={"toy_share": {"scale": 100}},
+                            dataset=DatasetOptions(batch_size=1))  # one example per batch: totals need pass 1
+        result = scan_dataset(world["dataset"], world["index"], config=config)
+    finally:
+        unregister_measure("toy_share")
+    shares = result.examples.column("toy_share_whole").to_pylist()
+    assert sum(shares) == pytest.approx(100.0)

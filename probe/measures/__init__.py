@@ -17,7 +17,7 @@ as unavailable with the reason, never as zeros.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -110,6 +110,19 @@ class Measure(ABC):
     cost: ClassVar[str] = ""
     default: ClassVar[bool] = True
     required: ClassVar[bool] = False  # the scan cannot run without it (the verdict reads it)
+    first_pass: ClassVar[bool] = False  # observe() every batch of the dataset before the first compute()
+
+    def options(self, ctx: ScanContext) -> Mapping[str, Any]:
+        """This measure's entry of ``ScanConfig.measure_options`` (empty when none was given)."""
+        return ctx.config.measure_options.get(self.name, {})
+
+    def observe(self, batch: ScanBatch, ctx: ScanContext) -> None:
+        """First pass over the whole dataset (only when ``first_pass``): dataset-wide statistics.
+
+        Called for every batch, in order, before any :meth:`compute`; the scan reads and
+        tokenizes the dataset twice when a selected measure asks for this.
+        """
+        return None
 
     def needs(self, ctx: ScanContext) -> Requirement:
         return Requirement()
