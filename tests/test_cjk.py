@@ -112,8 +112,8 @@ def test_scan_of_a_cjk_benchmark(cjk_indexes: dict[str, Path], lang: str) -> Non
     out = cjk_indexes["root"] / f"scan-{lang}"
     summary = scan_dataset(DATA / f"mgsm_{lang}.jsonl", cjk_indexes["new"], out).summary
     rows = pq.read_table(out / "examples.parquet").to_pylist()
-    assert summary["examples"] == len(items(lang))
-    assert summary["assessable"] >= 0.99 * summary["examples"]
+    assert summary.examples == len(items(lang))
+    assert summary.assessable >= 0.99 * summary.examples
     assert all(r["contaminated_default"] for r in rows[:PLANTED])
     assert all(r["whole_token_coverage_8"] == 1.0 for r in rows[:PLANTED])
     assert sum(bool(r["contaminated_default"]) for r in rows[PLANTED:]) <= 0.02 * (len(rows) - PLANTED)
@@ -133,4 +133,4 @@ def test_an_index_built_with_the_old_rules_scans_with_them(cjk_indexes: dict[str
     texts = [whole(it) for it in items("zh")]
     old_counts = token_counts(texts, 1)
     assert [r["whole_tokens"] for r in rows] == old_counts.tolist()
-    assert summary["unassessable"] == int((old_counts < N_MIN).sum())
+    assert summary.unassessable == int((old_counts < N_MIN).sum())

@@ -721,7 +721,7 @@ def test_relative_hf_tokenizer_is_stored_in_the_index(tmp_path: Path, monkeypatc
     assert lookup_text(moved, "the dog sat on")["found"] == 3
     dataset = write_jsonl(elsewhere / "d.jsonl", ["the cat sat on the mat"])
     summary = scan_dataset(dataset, moved, out_dir=elsewhere / "out").summary
-    assert summary["examples"] == 1
+    assert summary.examples == 1
 
 
 @pytest.mark.parametrize("uri", ["s3://bucket/idx", "gs://b/i", Path("s3://bucket/idx")])

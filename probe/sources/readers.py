@@ -89,8 +89,10 @@ class _Source:
 
 
 def _pandas_frame(dataset: Any) -> bool:
-    pandas = sys.modules.get("pandas")  # never imported here: a DataFrame means pandas is loaded
-    return pandas is not None and isinstance(dataset, pandas.DataFrame)
+    # by the type's name, never through the pandas module: pandas is never imported here, and another
+    # thread (pyarrow converts lazily) may be importing it right now, half-initialized in sys.modules
+    return any(c.__name__ == "DataFrame" and c.__module__.partition(".")[0] == "pandas"
+               for c in type(dataset).__mro__)
 
 
 def _arrow_table(dataset: Any) -> bool:
