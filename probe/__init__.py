@@ -135,11 +135,14 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__: str = _version()
+__version__: str  # resolved on first access: reading package metadata costs ~50 ms of every CLI start
 
 
 def __getattr__(name: str) -> _typing.Any:
     """Import a public name from its module on first access, then cache it here."""
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'probe' has no attribute {name!r}")

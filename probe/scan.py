@@ -454,10 +454,6 @@ def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    import probe
 
-        return version("probe")
-    except Exception:  # noqa: BLE001 - not installed (running from a checkout)
-        return "0+unknown"
-
+    return probe.__version__
