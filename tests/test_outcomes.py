@@ -8,7 +8,6 @@ half in another (stitched).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_scan import write_jsonl
 
 from probe.config import BuildConfig, TextSpec
 from probe.errors import ConfigError
@@ -50,11 +50,6 @@ EXAMPLES: list[dict[str, Any]] = [
     {"id": "novel", "instruction": "Describe a purple submarine that sings opera to lonely whales at midnight",
      "output": "It hums softly to them."},
 ]
-
-
-def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
