@@ -25,6 +25,7 @@ eval set a ``novel`` item is *clean*, not something to teach.
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 
 import numpy as np
 
@@ -58,9 +59,18 @@ ACTIONS: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def guess_dataset_kind(name: str) -> str:
-    """``eval`` when a word of the path names a split or a benchmark (test.jsonl, mmlu/dev, HumanEval), else ``train``."""
-    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
-    return "eval" if any(w in _EVAL_WORDS or w.endswith("eval") for w in words) else "train"
+    """``eval`` when the file name or a folder names a split or a benchmark, else ``train``.
+
+    A word of the file name counts (``test.jsonl``, ``ARC-Challenge-Dev.jsonl``, ``HumanEval.jsonl``); of
+    the two folders above it only a whole name does (``benchmarks/mbpp/mbpp.jsonl``), so a folder such
+    as ``test_runs/`` or a temporary directory does not make fine-tuning data an eval set.
+    """
+    path = PurePath(name)
+    words = [w for w in re.split(r"[^a-z0-9]+", path.name.lower()) if w]
+    folders = [path.parent.name.lower(), path.parent.parent.name.lower()]
+    if any(w in _EVAL_WORDS or w.endswith("eval") for w in words) or any(f in _EVAL_WORDS for f in folders):
+        return "eval"
+    return "train"
 
 
 def resolve_dataset_kind(requested: str, name: str) -> tuple[str, bool]:

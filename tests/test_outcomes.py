@@ -86,8 +86,9 @@ def test_cross_document_pairs_need_both_fields_an_exact_sample_and_no_single_fie
 def test_dataset_kind_is_guessed_from_the_path_and_eval_novel_is_clean() -> None:
     assert [guess_dataset_kind(p) for p in ("benchmarks/mmlu/test.jsonl", "gsm8k/dev.jsonl", "HumanEval.jsonl",
                                             "data/val-00000.parquet", "instruct/alpaca_5000/alpaca.jsonl",
-                                            "gsm8k_train/train.jsonl", "<records>")] == \
-        ["eval", "eval", "eval", "eval", "train", "train", "train"]
+                                            "gsm8k_train/train.jsonl", "<records>", "benchmarks/bbh/bbh.jsonl",
+                                            "/tmp/test_golden0/data.jsonl")] == \
+        ["eval", "eval", "eval", "eval", "train", "train", "train", "eval", "train"]
     assert resolve_dataset_kind("train", "test.jsonl") == ("train", False)
     assert resolve_dataset_kind("auto", "test.jsonl") == ("eval", True)
     with pytest.raises(ConfigError, match="dataset kind"):
