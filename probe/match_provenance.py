@@ -7,8 +7,9 @@ remaining provenance budget). The document is the one that holds the most of the
 document sample in the index, and the document found in most of them is named (ties:
 the smallest document key). When one document holds every n-gram of the span the match
 is ``single``; otherwise the span was *stitched* from n-grams of several documents
-(``match_documents`` of them, a greedy cover of the span's samples), and the named
-document holds ``match_span_tokens`` of its tokens. The document is read back from its
+(``match_documents`` of them, a greedy cover of the span's samples, named in
+``match_stitched_from`` in the order the span reaches them), and the named document
+holds ``match_span_tokens`` of its tokens. The document is read back from its
 shard to cut a snippet of the part it holds (and, with ``verify``, to compare exactly
 that part's tokens: false means a hash collision, never a stitched span).
 """
@@ -40,6 +41,7 @@ class _Columns:
         self.kind: list[str | None] = [None] * size
         self.documents: list[int | None] = [None] * size
         self.span_tokens: list[int | None] = [None] * size
+        self.stitched_from: list[list[str] | None] = [None] * size
 
     def arrays(self) -> dict[str, pa.Array]:
         return {
@@ -49,6 +51,7 @@ class _Columns:
             "match_verified": pa.array(self.verified, pa.bool_()),
             "match_kind": pa.array(self.kind, pa.string()), "match_documents": pa.array(self.documents, pa.int64()),
             "match_span_tokens": pa.array(self.span_tokens, pa.int64()),
+            "match_stitched_from": pa.array(self.stitched_from, pa.list_(pa.string())),
         }
 
 
@@ -65,6 +68,7 @@ class SpanSource:
     first: int
     last: int
     documents: int
+    cover: tuple[int, ...] = ()  # the documents of the greedy cover, in the order the span reaches them
 
     @property
     def kind(self) -> str:
@@ -87,13 +91,21 @@ def span_source(samples: list[np.ndarray]) -> SpanSource | None:
                 best_run = (run_start, k)
         else:
             run_start = -1
-    uncovered, documents = {k for k, h in enumerate(holders) if h}, 0
-    while uncovered and documents < 64:  # greedy cover: how many documents the span was stitched from
+    uncovered, picks = {k for k, h in enumerate(holders) if h}, []
+    while uncovered and len(picks) < 64:  # greedy cover: how many documents the span was stitched from
         gain: Counter[int] = Counter(d for k in uncovered for d in holders[k])
         pick = min(gain, key=lambda d: (-gain[d], d))
         uncovered = {k for k in uncovered if pick not in holders[k]}
-        documents += 1
-    return SpanSource(best, best_run[0], best_run[1], documents)
+        picks.append(pick)
+    first_reached = {d: next(k for k, h in enumerate(holders) if d in h) for d in picks}
+    return SpanSource(best, best_run[0], best_run[1], len(picks), tuple(sorted(picks, key=first_reached.get)))
+
+
+def _document_name(doc: dict[str, object]) -> str:
+    """A corpus document as a person can find it: its id, else shard file and row."""
+    if doc.get("id"):
+        return str(doc["id"])
+    return f"{str(doc.get('uri') or '?').rsplit('/', 1)[-1]} row {doc.get('row')}"
 
 
 @dataclass
@@ -144,7 +156,12 @@ def match_provenance(ctx: ScanContext, batch: ScanBatch, evidence: NgramEvidence
             sources[int(i)] = (found_source, span)
     # read the documents these examples will show two at a time (Parquet decoding releases the GIL)
     prefetch_document_texts(reader, [src.doc_key for src, _ in sources.values()])
+    stitched = sorted({d for src, _ in sources.values() if src.kind == "stitched" for d in src.cover})
+    names = {int(d["doc_key"]): _document_name(d) for d in (reader.documents(np.array(stitched, np.uint64))
+                                                             if stitched else [])}
     for i, (src, span) in sources.items():
+        if src.kind == "stitched":
+            cols.stitched_from[i] = [names[d] for d in src.cover]
         k0, k1 = int(span[src.first]), int(span[src.last])
         a_tok, b_tok = int(ngrams.positions[k0]), int(ngrams.positions[k1]) + n - 1
         outcome.used += 1

@@ -160,6 +160,7 @@ def test_a_stitched_span_names_the_document_holding_most_of_it_and_verifies_as_s
     # the second document holds 20 of the 24 tokens (13 n-grams against the first's 5)
     assert (row["match_doc_id"], row["match_kind"], row["match_documents"]) == ("d4", "stitched", 2)
     assert row["match_span_tokens"] == 20 and f"[[{SECOND_HALF}]]" in row["match_snippet"]
+    assert row["match_stitched_from"] == ["d3", "d4"]  # the documents it was stitched from, in span order
     assert row["match_verified"] is True  # its part of the span is really there: not a hash collision
 
 
@@ -169,7 +170,21 @@ def test_a_span_in_one_document_is_single(world) -> None:
         r = rows[name]
         assert (r["match_doc_id"], r["match_kind"], r["match_documents"], r["match_verified"]) == \
             (doc, "single", 1, True), name
+        assert r["match_stitched_from"] is None, name
     assert rows["novel"]["match_kind"] is None and rows["novel"]["match_documents"] is None
+
+
+def test_span_source_picks_the_document_in_most_of_the_span_and_counts_the_cover() -> None:
+    from probe.match_provenance import span_source
+
+    def s(*keys: int) -> np.ndarray:
+        return np.array(keys, np.uint64)
+
+    src = span_source([s(1), s(1, 2), s(2), s(2), s(2, 3), s()])
+    assert (src.doc_key, src.first, src.last, src.documents, src.kind, src.cover) == (2, 1, 4, 2, "stitched", (1, 2))
+    one = span_source([s(5, 7), s(5), s(5, 9)])
+    assert (one.doc_key, one.documents, one.kind) == (5, 1, "single")
+    assert span_source([s(), s()]) is None
 
 
 # --------------------------------------------------------------------------- chat system prompts
@@ -182,3 +197,13 @@ def test_a_chat_dataset_and_its_alpaca_twin_get_the_same_verdicts(world, tmp_pat
     keys = ("verdict", "outcome", "contaminated_default", "coverage")
     assert {i: tuple(r[k] for k in keys) for i, r in chats.items()} == \
         {i: tuple(r[k] for k in keys) for i, r in twin.items()}
+
+
+def test_the_report_names_a_stitched_span_s_documents(world, tmp_path: Path) -> None:
+    from probe.report.html import render_html
+    from probe.report.model import load_report
+
+    scan_dataset(world["data"], world["idx"], tmp_path / "r", ScanConfig(verify=True))
+    html = render_html(load_report(tmp_path / "r"))
+    assert "verified; stitched from 2 documents: d3, d4 (this one holds 20 tokens)" in html
+    assert "hash collision" not in html

@@ -575,7 +575,9 @@ def test_the_to_do_list_is_bounded_and_points_at_the_full_list(large_dir: Path) 
 def test_verification_says_stitched_not_collision() -> None:
     from probe.report.model import Provenance
 
-    stitched = Provenance("u", 1, "d", "s", "[[x]]", True, kind="stitched", documents=2, span_tokens=20)
-    assert stitched.verification().startswith("verified; stitched from 2 documents")
+    stitched = Provenance("u", 1, "d", "s", "[[x]]", True, kind="stitched", documents=2, span_tokens=20,
+                          stitched_from=("d3", "d4"))
+    assert stitched.verification() == "verified; stitched from 2 documents: d3, d4 (this one holds 20 tokens)"
+    assert Provenance("u", 1, "d", "s", None, None, kind="single", documents=1).stitched() == ""
     assert Provenance("u", 1, "d", "s", None, False, kind="single", documents=1).verification() == \
         "NOT verified (hash collision)"

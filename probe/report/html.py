@@ -366,9 +366,7 @@ def _example(item: ExampleItem, m: ReportModel) -> str:
 
 def _stitched(p: Any) -> str:
     """Without --verify, still say when the span came from several documents."""
-    if p.kind == "stitched" and p.verified is None:
-        return _e(f"stitched from {p.documents or 2} documents (this one holds {p.span_tokens} tokens)")
-    return ""
+    return _e(p.stitched()) if p.verified is None else ""
 
 
 def _flagged(m: ReportModel) -> str:
@@ -418,8 +416,8 @@ def _novel(m: ReportModel) -> str:
     else:
         head = (f'<section id="novel"><h2>To do, teach explicitly: {_num(m.novel_total)} novel examples</h2>'
                 f'<p class="muted small">Less than {_pct(s.config.thresholds.get("partial"))} of their tokens '
-                f'are covered by rare corpus n-grams and none is contaminated: the model has not seen this '
-                f'material in pretraining. Groups with the most novel examples first.</p>')
+                f'are covered by the corpus (or only by boilerplate n-grams) and none is contaminated: the model '
+                f'has not seen this material in pretraining. Groups with the most novel examples first.</p>')
     if not m.novel:
         return head + "<p>None.</p></section>"
     body = ""

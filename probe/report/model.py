@@ -73,6 +73,7 @@ class Provenance:
     kind: str | None = None  # "single": one document holds the whole span; "stitched": several do
     documents: int | None = None  # documents the span was stitched from (1: single)
     span_tokens: int | None = None  # tokens of the span this document holds
+    stitched_from: tuple[str, ...] = ()  # a stitched span's documents, in the order the span reaches them
 
     def verification(self) -> str:
         """What --verify found, in words ("" without --verify)."""
@@ -81,8 +82,17 @@ class Provenance:
         if not self.verified:
             return "NOT verified (hash collision)"
         if self.kind == "stitched":
-            return f"verified; stitched from {self.documents or 2} documents (this one holds {self.span_tokens} tokens)"
+            return f"verified; {self.stitched()}"
         return "verified"
+
+    def stitched(self) -> str:
+        """A stitched span in words: its documents and how much of it this one holds ("" when single)."""
+        if self.kind != "stitched":
+            return ""
+        names = f": {', '.join(self.stitched_from[:6])}{', …' if len(self.stitched_from) > 6 else ''}" \
+            if self.stitched_from else ""
+        return (f"stitched from {self.documents or len(self.stitched_from) or 2} documents{names} "
+                f"(this one holds {self.span_tokens} tokens)")
 
 
 @dataclass(frozen=True)
@@ -374,7 +384,7 @@ def _pa_strings(values: tuple[str, ...]) -> Any:
 def _detail_columns(names: set[str], target: str, nmin: int) -> list[str]:
     cols = ["id", "row", "group", "verdict", "outcome", "coverage", "joint_same_doc", "match_uri", "match_row",
             "match_doc_id", "match_source", "match_snippet", "match_verified", "match_kind", "match_documents",
-            "match_span_tokens"]
+            "match_span_tokens", "match_stitched_from"]
     cols += sorted(c for c in names if c.startswith("contaminated_"))
     for f in SCAN_FIELDS:
         cols += [f"{f}_tokens", f"{f}_token_coverage_{nmin}", f"{f}_longest_match_tokens",
@@ -416,7 +426,8 @@ def _item(rec: dict[str, Any], definition: str, target: str, nmin: int) -> Examp
         prov = Provenance(uri=rec.get("match_uri"), row=rec.get("match_row"), doc_id=rec.get("match_doc_id"),
                           source=rec.get("match_source"), snippet=rec.get("match_snippet"),
                           verified=rec.get("match_verified"), kind=rec.get("match_kind"),
-                          documents=rec.get("match_documents"), span_tokens=rec.get("match_span_tokens"))
+                          documents=rec.get("match_documents"), span_tokens=rec.get("match_span_tokens"),
+                          stitched_from=tuple(rec.get("match_stitched_from") or ()))
     texts = {f: str(rec[f"{f}_text"]) for f in TEXT_FIELDS if rec.get(f"{f}_text")}
     return ExampleItem(
         id=str(rec.get("id")), row=int(rec["row"]), group=rec.get("group"), verdict=str(rec.get("verdict")),
