@@ -7,6 +7,7 @@ stdout carries data (tables, JSON); progress, warnings and errors go to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -376,6 +377,13 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--id-field", default=None, help="Column holding the example id."),
         click.option("--group-by", default=None, help="Column to group results by (task, category, subject)."),
         click.option("--keep-templates", is_flag=True, help="Do not strip chat-template/role markers."),
+        click.option("--include-system-prompts", is_flag=True,
+                     help="Judge system prompts too, as the input field (left out by default: the same prompt "
+                          "on every row dilutes coverage)."),
+        click.option("--dataset-kind", type=click.Choice(["auto", "eval", "train"]), default="auto",
+                     show_default=True,
+                     help="eval: a benchmark (novel items are clean); train: fine-tuning data (novel items are "
+                          "to be taught); auto: eval when the path names a split or benchmark (test, dev, val)."),
         click.option("--delimiter", default=None, metavar="CHAR",
                      help="CSV/TSV field separator, e.g. ';' [default: ',' for .csv, tab for .tsv]."),
         click.option("--skip-bad-records", is_flag=True,
@@ -411,7 +419,8 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
                  keep_templates: bool, definitions: str | None, target_field: str, max_docs: int,
                  seen_threshold: float, partial_threshold: float, batch_size: int, provenance_limit: int,
                  verify: bool, delimiter: str | None = None, skip_bad_records: bool = False,
-                 measures: str | None = None, measure_option: tuple[str, ...] = ()) -> Any:
+                 measures: str | None = None, measure_option: tuple[str, ...] = (),
+                 include_system_prompts: bool = False, dataset_kind: str = "auto") -> Any:
     from probe.scan import ScanConfig
     from probe.scoring import Thresholds
     from probe.sources.datasets import DatasetOptions
@@ -436,10 +445,11 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
         thresholds=Thresholds(max_docs=max_docs, seen=seen_threshold, partial=partial_threshold),
         definitions=defs, target_field=target_field,
         provenance_limit=provenance_limit, verify=verify, measures=chosen,
-        measure_options=_measure_options(measure_option),
+        measure_options=_measure_options(measure_option), dataset_kind=dataset_kind,
         dataset=DatasetOptions(schema=schema, field_map=tuple(pairs), id_field=id_field, group_by=group_by,
                                strip_templates=not keep_templates, batch_size=batch_size,
-                               delimiter=delimiter, skip_bad_records=skip_bad_records),
+                               delimiter=delimiter, skip_bad_records=skip_bad_records,
+                               include_system_prompts=include_system_prompts),
     )
 
 
@@ -462,7 +472,8 @@ def _measure_options(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 def _config_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     names = ("schema", "field_map", "id_field", "group_by", "keep_templates", "definitions", "target_field",
              "max_docs", "seen_threshold", "partial_threshold", "batch_size", "provenance_limit", "verify",
-             "delimiter", "skip_bad_records", "measures", "measure_option")
+             "delimiter", "skip_bad_records", "measures", "measure_option", "include_system_prompts",
+             "dataset_kind")
     return {k: kwargs.pop(k) for k in names}
 
 
@@ -671,6 +682,10 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
         _parsed(parse_max_contaminated, max_contaminated, "--max-contaminated"),
         _parsed(parse_min_coverage, min_coverage, "--min-coverage"), max_new_contaminated)
     config = _scan_config(**_config_kwargs(kwargs))
+    from probe.definitions import definition_names
+
+    if definition in definition_names():  # the outcomes say "leaked" under the definition the gate counts
+        config = dataclasses.replace(config, outcome_definition=definition)
     replaced = None
     if out_dir is None:
         out_dir = _default_report_dir(dataset, Path("reports") / _report_name(dataset))

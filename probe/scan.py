@@ -33,6 +33,7 @@ from probe.index.reader import IndexReader, open_index
 from probe.match_provenance import ProvenanceOutcome, match_provenance
 from probe.measures import Measure, MeasureAggregate, MeasureBatch, ScanBatch, ScanContext, create_measures
 from probe.measures.ngram import SCAN_FIELDS, NgramEvidence
+from probe.outcomes import KIND_CHOICES, OUTCOMES, cross_document_only, outcomes, resolve_dataset_kind
 from probe.scan_output import (
     VERDICTS,
     CoverageStats,
@@ -73,6 +74,12 @@ class ScanConfig:
     # per-measure options, e.g. {"minhash": {"threshold": 0.5}}; each measure reads and validates its own
     measure_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
+    # the definition whose flag makes an example's outcome "leaked" (probe.outcomes); judged even when
+    # not among ``definitions``
+    outcome_definition: str = "default"
+    # "train" (fine-tuning data), "eval" (a benchmark: novel items are clean, not to be taught), or
+    # "auto": eval when a word of the dataset's path names a split or a benchmark (test, dev, val, ...)
+    dataset_kind: str = "auto"
 
     def __post_init__(self) -> None:
         known = definition_names()
@@ -81,6 +88,11 @@ class ScanConfig:
         bad = [d for d in self.definitions if d not in known]
         if bad:
             raise ConfigError(f"unknown definition(s) {bad}; choose from {', '.join(known)}")
+        if self.outcome_definition not in known:
+            raise ConfigError(f"unknown outcome definition {self.outcome_definition!r}; choose from "
+                              f"{', '.join(known)}")
+        if self.dataset_kind not in KIND_CHOICES:
+            raise ConfigError(f"dataset kind must be one of {', '.join(KIND_CHOICES)}, not {self.dataset_kind!r}")
         if self.target_field not in SCAN_FIELDS:
             raise ConfigError(f"target field must be one of {', '.join(SCAN_FIELDS)}, not {self.target_field!r}")
         if self.dataset.batch_size < 1:
@@ -146,6 +158,7 @@ class _BatchOutcome:
 
     table: pa.Table
     verdict: np.ndarray
+    outcome: np.ndarray
     flags: dict[str, np.ndarray]
     target_coverage: np.ndarray  # whole-example surface coverage at the smallest n (group means)
     unavailable: dict[str, str]
@@ -161,6 +174,7 @@ class _SummaryAccumulator:
     def __init__(self) -> None:
         self.examples = 0
         self.verdicts: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
         self.contaminated: Counter[str] = Counter()
         self.groups: dict[str, dict[str, Any]] = {}
 
@@ -168,15 +182,17 @@ class _SummaryAccumulator:
         verdict = outcome.verdict
         self.examples += verdict.shape[0]
         self.verdicts.update(verdict.tolist())
+        self.outcomes.update(outcome.outcome.tolist())
         for d, arr in outcome.flags.items():
             self.contaminated[d] += int(arr.sum())
         for i, g in enumerate(groups):
             if g is None:
                 continue
-            rec = self.groups.setdefault(g, {"examples": 0, "verdicts": Counter(), "contaminated": Counter(),
-                                             "coverage_sum": 0.0})
+            rec = self.groups.setdefault(g, {"examples": 0, "verdicts": Counter(), "outcomes": Counter(),
+                                             "contaminated": Counter(), "coverage_sum": 0.0})
             rec["examples"] += 1
             rec["verdicts"][str(verdict[i])] += 1
+            rec["outcomes"][str(outcome.outcome[i])] += 1
             for d, arr in outcome.flags.items():
                 rec["contaminated"][d] += int(arr[i])
             rec["coverage_sum"] += float(outcome.target_coverage[i])
@@ -301,14 +317,18 @@ class _Scan:
         verdict = verdicts(coverage, assessable, config.thresholds)
         judgement = judge(config.definitions, Evidence(surface, pattern, evidence.windows50, config.thresholds),
                           self.ctx.reader.spec, assessable)
+        outcome, cross_doc = _outcomes(evidence, outputs["ngram"].columns, verdict, assessable, judgement,
+                                       self.ctx, config)
         columns = _core_columns(batch, verdict, coverage, assessable, judgement, config)
+        columns["outcome"] = pa.array(outcome.tolist(), pa.string())
+        columns["cross_document_only"] = pa.array(cross_doc)
         columns.update(_llama2_column(surface, config.thresholds, batch.size))
         for output in outputs.values():
             columns.update(output.columns)
         flagged = judgement.flags.get("default", np.zeros(batch.size, bool)) | (verdict == "seen")
         provenance = match_provenance(self.ctx, batch, evidence, flagged, self.provenance_left)
         columns.update(provenance.columns)
-        return _BatchOutcome(pa.table(columns), verdict, judgement.flags,
+        return _BatchOutcome(pa.table(columns), verdict, outcome, judgement.flags,
                              evidence.scores[("whole", "surface", evidence.nmin)].token_coverage,
                              judgement.unavailable, evidence.lookups, provenance, outputs, batch)
 
@@ -336,6 +356,40 @@ def _available_measures(measures: list[Measure], ctx: ScanContext) -> tuple[list
         else:
             unavailable[m.name] = why
     return keep, unavailable
+
+
+def _outcomes(evidence: NgramEvidence, ngram_columns: Mapping[str, pa.Array], verdict: np.ndarray,
+              assessable: np.ndarray, judgement: Judgement, ctx: ScanContext,
+              config: ScanConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's outcome (probe.outcomes) and whether its flag rests only on a cross-document pair."""
+    name, th, spec = config.outcome_definition, config.thresholds, ctx.reader.spec
+    target = config.target_field
+    if name in judgement.flags:
+        flagged = judgement.flags[name]
+    else:  # not among the requested definitions: judged for the outcome alone
+        flagged = judge([name], Evidence(evidence.target(target, "surface") or {}, evidence.target(target, "pattern"),
+                                         evidence.windows50, th), spec, assessable).flags.get(name)
+        flagged = np.zeros(verdict.shape[0], bool) if flagged is None else flagged
+    # one field alone is contaminated: no pair needed (a single target field is always one field)
+    single = np.full(verdict.shape[0], target != "whole")
+    for f in (x for x in SCAN_FIELDS if x not in ("whole", target)):
+        surface = evidence.target(f, "surface") or {}
+        try:
+            field_flags = judge([name], Evidence(surface, evidence.target(f, "pattern"), None, th), spec,
+                                surface[evidence.nmin].ngrams > 0).flags.get(name)
+        except ConfigError:  # a definition that reads more than per-field metrics: never downgraded
+            field_flags = np.ones(verdict.shape[0], bool)
+        if field_flags is not None:
+            single |= field_flags
+    matched = {f: evidence.scores[(f, "surface", evidence.nmin)].matched > 0 for f in ("instruction", "response")}
+    cross = cross_document_only(flagged, matched["instruction"], matched["response"],
+                                np.asarray(ngram_columns["joint_same_doc"], bool),
+                                np.asarray(ngram_columns["joint_exact"], bool), single)
+    rare = evidence.scores[(target, "surface", evidence.nmin)].token_coverage_rare
+    pattern = evidence.scores.get((target, "pattern", evidence.nmin))
+    if pattern is not None:
+        rare = np.maximum(rare, pattern.token_coverage_rare)
+    return outcomes(verdict, rare, flagged & ~cross), cross
 
 
 def _core_columns(batch: ScanBatch, verdict: np.ndarray, coverage: np.ndarray, assessable: np.ndarray,
@@ -411,6 +465,7 @@ def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
         g: GroupStats(examples=rec["examples"],
                       assessable=rec["examples"] - rec["verdicts"].get("unassessable", 0),
                       verdicts={v: rec["verdicts"].get(v, 0) for v in VERDICTS},
+                      outcomes={o: rec["outcomes"].get(o, 0) for o in OUTCOMES},
                       contaminated={d: rec["contaminated"].get(d, 0) for d in definitions},
                       mean_coverage=round(rec["coverage_sum"] / rec["examples"], 6) if rec["examples"] else 0.0)
         for g, rec in sorted(acc.groups.items())}
@@ -422,23 +477,27 @@ def _build_summary(scan: _Scan, schema: Any, seconds: float) -> ScanSummary:
                 for m in scan.measures}
     measures.update({name: MeasureInfo(False, reason=why) for name, why in scan.unavailable_measures.items()})
     spec = reader.spec
+    name = dataset_name(scan.dataset)
+    kind, kind_guessed = resolve_dataset_kind(config.dataset_kind, name)
     return ScanSummary(
         tool={"name": "probe", "version": _version()},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dataset=DatasetInfo(path=dataset_name(scan.dataset), schema=schema.name, mapping=schema.mapping,
+        dataset=DatasetInfo(path=name, schema=schema.name, mapping=schema.mapping,
                             id_field=schema.id_field, group_field=schema.group_field, records=stats.records,
                             skipped=stats.skipped, skipped_reasons=dict(stats.skipped_reasons),
-                            skipped_examples=list(stats.skipped_examples)),
+                            skipped_examples=list(stats.skipped_examples), kind=kind, kind_guessed=kind_guessed),
         index=IndexInfo(path=str(reader.root), snapshot=reader.snapshot.number,
                         spec_fingerprint=spec.fingerprint(), spec=spec.to_dict(), approximate=spec.sample_mod > 1),
         config=ScanSettings(thresholds=config.thresholds.to_dict(), definitions=list(config.definitions),
                             target_field=config.target_field, verify=config.verify,
-                            measures=[m.name for m in scan.measures]),
+                            measures=[m.name for m in scan.measures],
+                            outcome_definition=config.outcome_definition),
         examples=acc.examples,
         assessable=acc.examples - acc.verdicts.get("unassessable", 0),
         unassessable=acc.verdicts.get("unassessable", 0),
         skipped=stats.skipped,
         verdicts={v: acc.verdicts.get(v, 0) for v in VERDICTS},
+        outcomes={o: acc.outcomes.get(o, 0) for o in OUTCOMES},
         contaminated={d: acc.contaminated.get(d, 0) for d in definitions},
         unavailable_definitions={d: why for d, why in unavailable.items() if d in config.definitions},
         pattern_available="pattern" in spec.views,

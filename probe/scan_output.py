@@ -17,6 +17,8 @@ SCHEMA_VERSION = 1
 TEXT_FIELDS = ("instruction", "input", "response")
 SCAN_FIELDS = (*TEXT_FIELDS, "whole")
 VERDICTS = ("seen", "partial", "novel", "unassessable")
+OUTCOMES = ("leaked", "seen", "partial", "novel", "unassessable")  # probe.outcomes: one action per example
+DATASET_KINDS = ("train", "eval")  # fine-tuning data, or an evaluation set (a benchmark)
 
 
 def _need(data: Any, key: str, kind: type | tuple[type, ...], where: str, source: str) -> Any:
@@ -47,15 +49,21 @@ class DatasetInfo:
     skipped: int
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     skipped_examples: list[str] = field(default_factory=list)
+    kind: str = "train"  # "train" (fine-tuning data) or "eval" (a benchmark): what the outcomes ask you to do
+    kind_guessed: bool = False  # guessed from the path (ScanConfig.dataset_kind "auto")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str) -> DatasetInfo:
         w = "dataset."
+        kind = str(d.get("kind", "train"))
+        if kind not in DATASET_KINDS:
+            raise InputError(source, f"dataset.kind is {kind!r}, expected train or eval")
         return cls(path=str(_need(d, "path", str, w, source)), schema=str(d.get("schema", "")),
                    mapping=dict(d.get("mapping") or {}), id_field=d.get("id_field"),
                    group_field=d.get("group_field"), records=int(d.get("records", 0)),
                    skipped=int(d.get("skipped", 0)), skipped_reasons=dict(d.get("skipped_reasons") or {}),
-                   skipped_examples=list(d.get("skipped_examples") or []))
+                   skipped_examples=list(d.get("skipped_examples") or []), kind=kind,
+                   kind_guessed=bool(d.get("kind_guessed", False)))
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class ScanSettings:
     target_field: str
     verify: bool
     measures: list[str] = field(default_factory=lambda: ["ngram"])
+    outcome_definition: str = "default"  # the definition whose flag makes an outcome "leaked"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str) -> ScanSettings:
@@ -100,7 +109,8 @@ class ScanSettings:
             raise InputError(source, f"unknown target_field {target!r}")
         return cls(thresholds=dict(_need(d, "thresholds", dict, w, source)),
                    definitions=list(d.get("definitions") or []), target_field=target,
-                   verify=bool(d.get("verify", False)), measures=list(d.get("measures") or ["ngram"]))
+                   verify=bool(d.get("verify", False)), measures=list(d.get("measures") or ["ngram"]),
+                   outcome_definition=str(d.get("outcome_definition", "default")))
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class GroupStats:
     verdicts: dict[str, int]
     contaminated: dict[str, int]
     mean_coverage: float
+    outcomes: dict[str, int] = field(default_factory=dict)  # empty in summaries older than outcomes
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str, source: str) -> GroupStats:
@@ -138,7 +149,8 @@ class GroupStats:
                    assessable=int(d.get("assessable", d.get("examples", 0))),
                    verdicts={k: int(v) for k, v in (d.get("verdicts") or {}).items()},
                    contaminated={k: int(v) for k, v in (d.get("contaminated") or {}).items()},
-                   mean_coverage=float(d.get("mean_coverage", 0.0)))
+                   mean_coverage=float(d.get("mean_coverage", 0.0)),
+                   outcomes={k: int(v) for k, v in (d.get("outcomes") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -203,6 +215,8 @@ class ScanSummary:
     lookups: int
     seconds: float
     provenance: ProvenanceStats = field(default_factory=ProvenanceStats)
+    # outcome → examples (probe.outcomes); empty in summaries older than outcomes
+    outcomes: dict[str, int] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -220,7 +234,7 @@ class ScanSummary:
         out = asdict(self)
         out["measures"] = {k: m.to_dict() for k, m in self.measures.items()}
         order = ("schema_version", "tool", "created", "dataset", "index", "config", "examples", "assessable",
-                 "unassessable", "skipped", "verdicts", "contaminated", "unavailable_definitions",
+                 "unassessable", "skipped", "verdicts", "outcomes", "contaminated", "unavailable_definitions",
                  "pattern_available", "coverage", "longest_match_histogram", "measures", "groups", "provenance",
                  "lookups", "seconds")
         return {k: out[k] for k in order}
@@ -251,6 +265,7 @@ class ScanSummary:
             unassessable=int(_need(data, "unassessable", int, "", source)),
             skipped=int(_need(data, "skipped", int, "", source)),
             verdicts={k: int(v) for k, v in _need(data, "verdicts", dict, "", source).items()},
+            outcomes={k: int(v) for k, v in (data.get("outcomes") or {}).items()},
             contaminated={k: int(v) for k, v in _need(data, "contaminated", dict, "", source).items()},
             unavailable_definitions=dict(data.get("unavailable_definitions") or {}),
             pattern_available=bool(data.get("pattern_available", False)),

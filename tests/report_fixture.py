@@ -97,6 +97,7 @@ def _rows(examples: list[dict[str, Any]], with_text: bool) -> dict[str, list[Any
         put("row", row)
         put("group", ex["group"])
         put("verdict", ex["verdict"])
+        put("outcome", _outcome(ex))
         put("coverage", ex["coverage"])
         put("assessable", assessable)
         for d in DEFINITIONS:
@@ -164,8 +165,17 @@ def _type(name: str) -> pa.DataType:
     return pa.string()
 
 
+def _outcome(ex: dict[str, Any]) -> str:
+    """probe.outcomes' rule on the fixture: contaminated under default → leaked, else the verdict."""
+    return "leaked" if "default" in ex["flags"] else ex["verdict"]
+
+
+OUTCOME_NAMES = ("leaked", "seen", "partial", "novel", "unassessable")
+
+
 def _summary(examples: list[dict[str, Any]], cols: dict[str, list[Any]], dataset_path: str) -> dict[str, Any]:
     verdicts = Counter(ex["verdict"] for ex in examples)
+    outcomes = Counter(_outcome(ex) for ex in examples)
     contaminated = {d: sum(1 for ex in examples if d in ex["flags"]) for d in AVAILABLE}
     groups: dict[str, Any] = {}
     for ex in examples:
@@ -173,7 +183,8 @@ def _summary(examples: list[dict[str, Any]], cols: dict[str, list[Any]], dataset
         if g is None:
             continue
         rec = groups.setdefault(g, {"examples": 0, "assessable": 0, "verdicts": Counter(), "contaminated": Counter(),
-                                    "cov": 0.0})
+                                    "cov": 0.0, "outcomes": Counter()})
+        rec["outcomes"][_outcome(ex)] += 1
         rec["examples"] += 1
         rec["assessable"] += ex["verdict"] != "unassessable"
         rec["verdicts"][ex["verdict"]] += 1
@@ -182,7 +193,9 @@ def _summary(examples: list[dict[str, Any]], cols: dict[str, list[Any]], dataset
     groups_out = {g: {"examples": r["examples"], "assessable": r["assessable"],
                       "verdicts": {v: r["verdicts"].get(v, 0) for v in ("seen", "partial", "novel", "unassessable")},
                       "contaminated": {d: r["contaminated"].get(d, 0) for d in AVAILABLE},
-                      "mean_coverage": round(r["cov"] / r["examples"], 6)} for g, r in sorted(groups.items())}
+                      "mean_coverage": round(r["cov"] / r["examples"], 6),
+                      "outcomes": {o: r["outcomes"].get(o, 0) for o in OUTCOME_NAMES}}
+                  for g, r in sorted(groups.items())}
     coverage = {}
     for f in SCAN_FIELDS:
         for view in ("surface", "pattern"):
@@ -221,6 +234,7 @@ def _summary(examples: list[dict[str, Any]], cols: dict[str, list[Any]], dataset
         "unassessable": unassessable,
         "skipped": 1,
         "verdicts": {v: verdicts.get(v, 0) for v in ("seen", "partial", "novel", "unassessable")},
+        "outcomes": {o: outcomes.get(o, 0) for o in OUTCOME_NAMES},
         "contaminated": contaminated,
         "unavailable_definitions": {"gpt4": "needs an index built with --tokenizer chars --n 50"},
         "pattern_available": True,

@@ -305,3 +305,13 @@ def test_gsm8k_check_agrees_with_summary(shared_data: Path, tmp_path: Path) -> N
     expected = 0 if summary["contaminated"]["default"] == 0 else 1
     assert result.exit_code == expected, result.output
     assert json.loads((out / "gate.json").read_text())["passed"] is (expected == 0)
+
+
+def test_outcomes_follow_the_gate_s_definition(env: dict[str, Path], tmp_path: Path) -> None:
+    """`probe check --definition lmeval`: an example is leaked when lmeval flags it, as the gate counts it."""
+    check(env, "dirty", tmp_path / "r", "--definition", "lmeval", "--max-contaminated", "100%")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["config"]["outcome_definition"] == "lmeval"
+    assert summary["outcomes"]["leaked"] <= summary["contaminated"]["lmeval"]
+    check(env, "dirty", tmp_path / "d", "--max-contaminated", "100%")
+    assert json.loads((tmp_path / "d" / "summary.json").read_text())["config"]["outcome_definition"] == "default"

@@ -135,7 +135,11 @@ def test_multi_turn_chat_keeps_conversation_order() -> None:
         {"role": "user", "content": "second question"},
         {"role": "assistant", "content": "second answer"},
     ]}
-    (example,), _ = read_all([chat])
+    (example,), _ = read_all([chat])  # the system prompt is left out of the judged text by default
+    assert example.fields == {"instruction": "first question\nsecond question",
+                              "response": "first answer\nsecond answer"}
+    assert example.whole_text() == "first question\nfirst answer\nsecond question\nsecond answer"
+    (example,), _ = read_all([chat], include_system_prompts=True)
     assert example.fields == {"instruction": "first question\nsecond question", "input": "Be brief.",
                               "response": "first answer\nsecond answer"}
     assert example.whole_text() == "Be brief.\nfirst question\nfirst answer\nsecond question\nsecond answer"

@@ -134,12 +134,11 @@ NESTED_CASES = {
         * 2,
         {
             "instruction": "messages[role=user].content",
-            "input": "messages[role=system].content",
             "response": "messages[role=assistant].content",
+            "system": "messages[role=system].content (not judged)",
         },
         {
             "instruction": "What is the capital of France?\nAnd of Italy?",
-            "input": "You are terse.",
             "response": "Paris.\nRome.",
         },
     ),
@@ -156,10 +155,10 @@ NESTED_CASES = {
         * 2,
         {
             "instruction": "conversations[from=human].value",
-            "input": "conversations[from=system].value",
             "response": "conversations[from=gpt].value",
+            "system": "conversations[from=system].value (not judged)",
         },
-        {"instruction": "Hi there", "input": "Be kind.", "response": "Hello! How can I help?"},
+        {"instruction": "Hi there", "response": "Hello! How can I help?"},
     ),
     "self_instruct": (
         [
@@ -228,6 +227,25 @@ def test_nested_schema_in_every_format(tmp_path: Path, schema: str, fmt: str) ->
     assert (stats.schema.name, stats.schema.mapping) == (schema, mapping)
     assert examples[0].fields == first_fields
     assert stats.examples == len(records)
+
+
+def test_system_prompts_are_left_out_by_default_and_read_as_input_on_request(tmp_path: Path) -> None:
+    records = [{"messages": [{"role": "system", "content": "You are a helpful assistant."},
+                             {"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "7"}]},
+               {"instruction": "x", "system": "Be brief.", "output": "y"}]
+    chat = write(tmp_path, "jsonl", records[:1])
+    (plain,), _ = read_all(chat)
+    assert plain.fields == {"instruction": "Name a prime.", "response": "7"}
+    assert plain.whole_text() == "Name a prime.\n7"
+    (kept,), stats = read_all(chat, include_system_prompts=True)
+    assert kept.fields["input"] == "You are a helpful assistant."
+    assert kept.whole_text() == "You are a helpful assistant.\nName a prime.\n7"
+    assert stats.schema is not None and stats.schema.mapping["input"] == "messages[role=system].content"
+    column_file = write(tmp_path, "jsonl", records[1:], name="column")
+    (column,), _ = read_all(column_file)
+    assert column.fields == {"instruction": "x", "response": "y"}
+    (column_kept,), _ = read_all(column_file, include_system_prompts=True)
+    assert column_kept.fields == {"instruction": "x", "input": "Be brief.", "response": "y"}
 
 
 def test_empty_optional_field_is_dropped_not_skipped(tmp_path: Path) -> None:

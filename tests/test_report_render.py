@@ -509,3 +509,75 @@ def test_baseline_diff_by_id(tmp_path: Path) -> None:
     ok = evaluate_gate(summary, CheckLimits(max_new_contaminated=2),
                        baseline_summary_path=base_dir / "summary.json", examples_path=now_dir / "examples.parquet")
     assert ok.passed  # exactly at the limit
+
+
+# --------------------------------------------------------------------------- outcomes, titles, order, charts
+def test_histogram_bars_are_proportional_to_their_counts() -> None:
+    import re
+
+    from probe.report.html import _bars_svg
+
+    svg = _bars_svg([1318, 1, 0, 40], ["a", "b", "c", "d"], "#000", height=110)
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([0-9.]+)"', svg)]
+    plot = 110 - 14 - 18
+    assert heights[0] == pytest.approx(plot) and heights[3] == pytest.approx(plot * 40 / 1318, abs=0.1)
+    assert heights[1] == 1.5  # 1 example stays visible but is not drawn as tall as 1,318
+    assert ">1,318</text>" in svg
+
+
+def test_a_generic_file_name_is_titled_with_its_folder(tmp_path: Path) -> None:
+    from report_fixture import fixed_examples
+
+    gsm = load_report(write_examples(tmp_path / "a", fixed_examples(), dataset_path="data/gsm8k/test.jsonl"))
+    mmlu = load_report(write_examples(tmp_path / "b", fixed_examples(), dataset_path="data/mmlu/test.jsonl"))
+    assert (gsm.dataset_name, mmlu.dataset_name) == ("gsm8k/test.jsonl", "mmlu/test.jsonl")
+    assert "<title>probe report: mmlu/test.jsonl</title>" in render_html(mmlu)
+    assert load_report(write_examples(tmp_path / "c", fixed_examples(),
+                                      dataset_path="x/alpaca_5000.jsonl")).dataset_name == "alpaca_5000.jsonl"
+
+
+def test_groups_are_ordered_by_contaminated_count_when_any_is_contaminated(report_dir: Path) -> None:
+    model = load_report(report_dir)
+    groups, order = model.groups_ranked()
+    counts = [rec.contaminated.get("default", 0) for _, rec in groups]
+    assert order == "most contaminated first" and counts == sorted(counts, reverse=True) and counts[0] > 0
+    assert "Per subject (most contaminated first)" in render_html(model)
+
+
+def test_the_to_do_list_never_holds_a_contaminated_example_and_says_clean_for_an_eval_set(tmp_path: Path) -> None:
+    from report_fixture import fixed_examples
+
+    examples = fixed_examples()
+    # a contaminated example whose verdict is novel (a rare span in a long item): leaked, not to be taught
+    examples[3] = dict(examples[3], flags=("default",))
+    model = load_report(write_examples(tmp_path / "t", examples))
+    assert examples[3]["id"] not in {i.id for i in model.novel}
+    html = render_html(model)
+    assert "To do, teach explicitly" in html
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    summary["dataset"]["kind"] = "eval"
+    (tmp_path / "t" / "summary.json").write_text(json.dumps(summary))
+    evals = load_report(tmp_path / "t")
+    html, md = render_html(evals), render_markdown(evals)
+    assert "Clean:" in html and "teach" not in html.lower().split("id=\"novel\"", 1)[1].split("</section>")[0]
+    assert "Clean:" in md and "teach explicitly" not in md
+
+
+def test_the_to_do_list_is_bounded_and_points_at_the_full_list(large_dir: Path) -> None:
+    model = load_report(large_dir)
+    html = render_html(model)
+    section = html.split('<section id="novel">', 1)[1].split("</section>", 1)[0]
+    # 20 ranked groups (rank, count, share) and at most 50 examples (tokens), of 3,750 novel ones
+    assert len(model.todo_groups()) == 20 and section.count('<td class="n">') <= 3 * 20 + 50 < model.novel_total
+    assert "… and " in section and "outcome = 'novel'" in section
+
+
+def test_verification_says_stitched_not_collision() -> None:
+    from probe.report.model import Provenance
+
+    stitched = Provenance("u", 1, "d", "s", "[[x]]", True, kind="stitched", documents=2, span_tokens=20,
+                          stitched_from=("d3", "d4"))
+    assert stitched.verification() == "verified; stitched from 2 documents: d3, d4 (this one holds 20 tokens)"
+    assert Provenance("u", 1, "d", "s", None, None, kind="single", documents=1).stitched() == ""
+    assert Provenance("u", 1, "d", "s", None, False, kind="single", documents=1).verification() == \
+        "NOT verified (hash collision)"

@@ -285,7 +285,7 @@ def test_batch_boundaries_do_not_change_results(world, default_scan) -> None:
 
 
 _TYPES = {"string": pa.string(), "int64": pa.int64(), "bool": pa.bool_(), "double": pa.float64(),
-          "uint64": pa.uint64()}
+          "uint64": pa.uint64(), "list<string>": pa.list_(pa.string())}
 
 
 def documented_columns(ns: tuple[int, ...], pattern: bool) -> dict[str, pa.DataType]:

@@ -125,3 +125,41 @@ def test_shared_dataset_scans_with_detection_alone(shared_index: Path, tmp_path:
     assert summary["assessable"] > 0
     assert sum(summary["verdicts"].values()) == lines
     assert (out / "examples.parquet").is_file()
+
+
+BENCHMARKS = ("benchmarks/mmlu/test.jsonl", "benchmarks/gsm8k/test.jsonl", "benchmarks/truthfulqa/TruthfulQA.jsonl",
+              "benchmarks/arc/ARC-Challenge-Test.jsonl")
+
+
+@pytest.mark.parametrize("relpath", BENCHMARKS)
+def test_no_benchmark_item_is_both_contaminated_and_on_the_to_do_list(shared_index: Path, tmp_path: Path,
+                                                                      relpath: str) -> None:
+    """One outcome per example: a contaminated item is never "novel" (teach explicitly / clean)."""
+    import pyarrow.parquet as pq
+
+    from probe.report.html import render_html
+    from probe.report.model import load_report
+
+    source = SHARED_DATA / relpath
+    if not source.is_file():
+        pytest.skip(f"{source} is absent")
+    head = tmp_path / relpath  # the same folders (benchmarks/…): the dataset kind is guessed from them
+    head.parent.mkdir(parents=True)
+    with source.open("rb") as src:
+        head.write_bytes(b"".join(islice(src, 2000)))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", str(head), "--index", str(shared_index), "--out", str(out),
+                                       "--silent"], catch_exceptions=False)
+    assert result.exit_code == ExitCode.OK, result.output
+    rows = pq.read_table(out / "examples.parquet", columns=["id", "outcome", "contaminated_default",
+                                                            "cross_document_only"]).to_pylist()
+    for r in rows:
+        if r["contaminated_default"]:
+            assert r["outcome"] != "novel", r["id"]
+            assert r["outcome"] == "leaked" or r["cross_document_only"], r["id"]
+    model = load_report(out)
+    contaminated = {r["id"] for r in rows if r["contaminated_default"]}
+    assert not contaminated & {i.id for i in model.novel}
+    assert model.kind == "eval"  # a benchmark's path says so: its novel items are clean, not to be taught
+    novel_section = render_html(model).split('<section id="novel">', 1)[1].split("</section>", 1)[0]
+    assert "Clean:" in novel_section and "teach explicitly" not in novel_section.lower()

@@ -16,14 +16,15 @@ from typing import Any
 
 from probe.report._text import pct as _pct
 from probe.report._text import split_snippet, split_span, truncate, visible
-from probe.report.model import SCAN_FIELDS, ExampleItem, FieldMatch, ReportModel
+from probe.report.model import OUTCOMES, SCAN_FIELDS, ExampleItem, FieldMatch, ReportModel
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-COLORS = {"seen": "#c0392b", "partial": "#e08e0b", "novel": "#2e86de", "unassessable": "#a0a7ad"}
+COLORS = {"leaked": "#7b241c", "seen": "#c0392b", "partial": "#e08e0b", "novel": "#2e86de", "unassessable": "#a0a7ad"}
 _LONGEST_LABELS = ("0", "1–7", "8–12", "13–19", "20–49", "50–99", "100–199", "200+")
 _TEXT_CONTEXT = 240  # characters shown around a highlighted span
 _MATCH_LIMIT = 1200  # characters of one matched span shown
 _GROUPS_SHOWN = 100
+_TODO_SHOWN = 50  # examples the to-do list names; the full list is examples.parquet
 
 _CSS = """
 :root{--fg:#1d232a;--muted:#5c6670;--line:#dde2e6;--bg:#fff;--soft:#f5f7f9;--bad:#c0392b;--ok:#1e8449}
@@ -95,35 +96,34 @@ def _snippet(snippet: str) -> str:
 def _bars_svg(counts: list[int], labels: list[str], color: str, width: int = 300, height: int = 110,
               label_every: int = 1, value_labels: bool = False, unit: str = "examples",
               ticks: list[str] | None = None) -> str:
-    """A bar chart; a first bar that dwarfs the rest is clipped (its count printed) so the rest stay readable."""
+    """A bar chart on one honest linear scale: bar heights are proportional to counts.
+
+    An earlier version clipped a first bar that dwarfed the rest, which drew 1 example as tall
+    as 1,318 once the rest were rescaled. Now nothing is clipped: the tallest bar is labelled
+    with its count, every other non-zero bar is at least visible (1.5 px) and its count is in
+    its tooltip.
+    """
     n = len(counts)
     if not n:
         return ""
     ticks = ticks or labels
     top, bottom, left = 14, 18, 4
     plot_h = height - top - bottom
-    rest_max = max(counts[1:], default=0)
     scale_max = max(counts) or 1
-    clipped = counts[0] > 4 * rest_max > 0
-    if clipped:
-        scale_max = rest_max * 1.15
+    tallest = counts.index(scale_max) if any(counts) else -1
     bw = (width - left) / n
     parts = [f'<svg viewBox="0 0 {width} {height}" style="width:100%;max-width:{width}px;height:auto" '
              f'role="img" xmlns="http://www.w3.org/2000/svg">',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width}" y2="{top + plot_h}" stroke="#c9d0d6"/>']
     for i, c in enumerate(counts):
-        h = plot_h if c >= scale_max else plot_h * c / scale_max
+        h = plot_h * c / scale_max
         if c and h < 1.5:
             h = 1.5
         x = left + i * bw
         y = top + plot_h - h
         parts.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bw - 2, 1):.1f}" height="{h:.1f}" '
                      f'fill="{color}"><title>{_e(labels[i])}: {c:,} {unit}</title></rect>')
-        if clipped and i == 0:
-            parts.append(f'<text x="{x + 2:.1f}" y="{top - 3}">{c:,}</text>')
-            parts.append(f'<line x1="{x}" y1="{top + 6}" x2="{x + bw}" y2="{top + 2}" stroke="#fff" '
-                         f'stroke-width="3"/>')
-        elif value_labels and c:
+        if (value_labels and c) or i == tallest:
             parts.append(f'<text x="{x + bw / 2:.1f}" y="{max(y - 3, 10):.1f}" text-anchor="middle">{c:,}</text>')
         if i % label_every == 0 or i == n - 1:
             last = i == n - 1 and label_every > 1  # keep the final tick inside the chart
@@ -140,14 +140,14 @@ def _stack(parts: list[tuple[str, int]], width: int = 260) -> str:
     return f'<div class="bar" style="width:{width}px">{spans}</div>'
 
 
-def _legend(counts: dict[str, Any] | None = None) -> str:
+def _legend(counts: dict[str, Any] | None = None, keys: tuple[str, ...] = ("seen", "partial", "novel", "unassessable"),
+            names: dict[str, str] | None = None) -> str:
     def label(k: str) -> str:
-        name = "novel (teach)" if k == "novel" else k
+        name = (names or {}).get(k, k)
         return f"{name} {int(counts.get(k, 0)):,}" if counts is not None else name
 
     return '<div class="legend">' + "".join(
-        f'<span><i style="background:{COLORS[k]}"></i>{label(k)}</span>'
-        for k in ("seen", "partial", "novel", "unassessable")) + "</div>"
+        f'<span><i style="background:{COLORS[k]}"></i>{label(k)}</span>' for k in keys) + "</div>"
 
 
 # ---------------------------------------------------------------------- sections
@@ -162,24 +162,26 @@ def _header(m: ReportModel) -> str:
             + '<a href="#coverage">coverage</a><a href="#longest">longest matches</a>'
             + ('<a href="#groups">groups</a>' if s.groups else "")
             + '<a href="#flagged">flagged</a><a href="#matched">other matches</a>'
-            '<a href="#novel">teach explicitly</a><a href="#config">configuration</a></nav></header>')
+            f'<a href="#novel">{"clean items" if m.kind == "eval" else "teach explicitly"}</a>'
+            '<a href="#config">configuration</a></nav></header>')
 
 
 def _headline(m: ReportModel) -> str:
     s, v = m.summary, m.summary.verdicts
+    o = m.outcomes
     a = m.assessable
     cont = m.contaminated_count
     mean = m.mean_coverage()
 
     def share(k: str) -> str:
-        return _pct(v.get(k, 0) / a) if a else "n/a"
+        return _pct(o.get(k, 0) / a) if a else "n/a"
 
     cards = [
         ("", _num(s.examples), f'examples · {_num(a)} assessable'),
         ("bad" if cont else "good", _num(cont), f'contaminated ({_e(m.definition)}) · {_pct(m.contaminated_share)}'),
-        ("", _num(v.get("seen", 0)), f'seen · {share("seen")}'),
-        ("", _num(v.get("partial", 0)), f'partial · {share("partial")}'),
-        ("", _num(v.get("novel", 0)), f'novel: teach explicitly · {share("novel")}'),
+        *(("", _num(o.get(k, 0)), f'{_e(m.outcome_label(k))} · {share(k)}') for k in ("leaked", "seen", "partial")),
+        ("", _num(o.get("novel", 0)), f'{_e(m.outcome_label("novel"))}: {_e(m.outcome_action("novel"))} · '
+                                      f'{share("novel")}'),
         ("", _pct(mean), f'mean token coverage ({_e(m.target_field)}, surface)'),
     ]
     body = "".join(f'<div class="card {c}"><div class="v">{val}</div><div class="k">{k}</div></div>'
@@ -188,9 +190,8 @@ def _headline(m: ReportModel) -> str:
     lead = (f'<b>{_num(cont)}</b> of {_num(a)} assessable examples ({_pct(m.contaminated_share)}) are '
             f'contaminated under the <b>{_e(m.definition)}</b> definition. '
             f'<b>{_num(v.get("seen", 0))}</b> are <i>seen</i> (≥ {_pct(th.get("seen"))} of tokens covered by the '
-            f'corpus), {_num(v.get("partial", 0))} <i>partial</i> (≥ {_pct(th.get("partial"))}), and '
-            f'<b>{_num(v.get("novel", 0))}</b> <i>novel</i>: the corpus does not cover them, so fine-tuning must '
-            f'teach them explicitly.')
+            f'corpus), {_num(v.get("partial", 0))} <i>partial</i> (≥ {_pct(th.get("partial"))}) and '
+            f'{_num(v.get("novel", 0))} <i>novel</i> by coverage alone. ' + _outcome_lead(m))
     if s.unassessable:
         lead += (f' {_num(s.unassessable)} example(s) are too short to assess (fewer than {m.nmin} tokens) '
                  'and are never counted as clean.')
@@ -206,10 +207,24 @@ def _headline(m: ReportModel) -> str:
         f'<td class="n">{_pct(c / a if a else 0)}</td></tr>' for d, c in s.contaminated.items())
     unavailable = "".join(f'<p class="muted small">{_e(d)}: unavailable ({_e(why)})</p>'
                           for d, why in s.unavailable_definitions.items())
+    outcome_bar = _stack([(k, int(o.get(k, 0))) for k in OUTCOMES], 520)
+    names = {k: m.outcome_label(k) for k in OUTCOMES}
     return (f'<section id="headline"><div class="cards">{body}</div><p class="lead">{lead}</p>{warn}'
-            f'<h3 id="verdicts">Verdicts</h3>{verdict_bar}{_legend(v)}'
+            f'<h3 id="outcomes">Outcomes</h3>{outcome_bar}{_legend(o, OUTCOMES, names)}'
+            f'<h3 id="verdicts">Verdicts (coverage only)</h3>{verdict_bar}{_legend(v)}'
             f'<h3>Contaminated examples per definition</h3><table><tr><th>definition</th><th class="n">examples'
             f'</th><th class="n">share of assessable</th></tr>{cont_rows}</table>{unavailable}</section>')
+
+
+def _outcome_lead(m: ReportModel) -> str:
+    """One sentence per outcome present: how many, and what to do with them."""
+    o = m.outcomes
+    kind = "an evaluation set" if m.kind == "eval" else "fine-tuning data"
+    guessed = " (guessed from its path)" if m.summary.dataset.kind_guessed else ""
+    parts = [f'<b>{_num(o.get(k, 0))}</b> <i>{_e(m.outcome_label(k))}</i>: {_e(m.outcome_action(k))}'
+             for k in OUTCOMES if o.get(k, 0)]
+    return (f'Read as {kind}{guessed}, one outcome per example ({_e(m.summary.config.outcome_definition)} '
+            f'definition): ' + "; ".join(parts) + ".")
 
 
 def _gate(m: ReportModel) -> str:
@@ -281,7 +296,7 @@ def _longest(m: ReportModel) -> str:
 
 
 def _groups(m: ReportModel) -> str:
-    groups = m.groups_by_coverage()
+    groups, order = m.groups_ranked()
     if not groups:
         return ""
     field_name = m.summary.dataset.group_field or "group"
@@ -297,7 +312,7 @@ def _groups(m: ReportModel) -> str:
                     f'<td class="n{" fail" if cont else ""}">{_num(cont)}</td></tr>')
     more = (f'<p class="muted">… and {len(groups) - _GROUPS_SHOWN:,} more groups (summary.json has all)</p>'
             if len(groups) > _GROUPS_SHOWN else "")
-    return (f'<section id="groups"><h2>Per {_e(field_name)} (by mean coverage)</h2>{_legend()}<table><tr>'
+    return (f'<section id="groups"><h2>Per {_e(field_name)} ({_e(order)})</h2>{_legend()}<table><tr>'
             f'<th>{_e(field_name)}</th><th class="n">examples</th><th class="n">mean coverage</th><th>verdicts</th>'
             f'<th class="n">seen</th><th class="n">partial</th><th class="n">novel</th>'
             f'<th class="n">contaminated ({_e(m.definition)})</th></tr>{"".join(rows)}</table>{more}</section>')
@@ -310,9 +325,10 @@ def _field_matches(item: ExampleItem) -> list[FieldMatch]:
 
 
 def _example(item: ExampleItem, m: ReportModel) -> str:
-    color = COLORS.get(item.verdict, "#777")
+    badge = item.outcome or item.verdict
+    color = COLORS.get(badge, "#777")
     head = (f'<header><span class="id">{_e(truncate(item.id, 120))}</span>'
-            f'<span class="badge" style="background:{color}">{_e(item.verdict)}</span>'
+            f'<span class="badge" style="background:{color}">{_e(m.outcome_label(badge))}</span>'
             + (f'<span>group <b>{_e(truncate(item.group, 80))}</b></span>' if item.group is not None else "")
             + f'<span>row {item.row:,}</span><span>coverage {_pct(item.coverage)}</span>'
             f'<span>longest span <b>{item.longest_tokens:,}</b> tokens</span>'
@@ -339,13 +355,18 @@ def _example(item: ExampleItem, m: ReportModel) -> str:
         where = " · ".join(x for x in (
             _e(p.uri) if p.uri else "", f"row {p.row:,}" if p.row is not None else "",
             f"doc {_e(p.doc_id)}" if p.doc_id else "", f"source {_e(p.source)}" if p.source else "",
-            {True: "verified", False: "NOT verified (hash collision)", None: ""}[p.verified]) if x)
+            _stitched(p), _e(p.verification())) if x)
         body.append(f'<div class="lbl">corpus: {where}</div>')
         if p.snippet:
             body.append(f'<pre class="text">{_snippet(p.snippet)}</pre>')
     if item.joint_same_doc:
         body.append('<div class="lbl">instruction and response matches occur in the same corpus document</div>')
     return f'<article class="ex">{head}{"".join(body)}</article>'
+
+
+def _stitched(p: Any) -> str:
+    """Without --verify, still say when the span came from several documents."""
+    return _e(p.stitched()) if p.verified is None else ""
 
 
 def _flagged(m: ReportModel) -> str:
@@ -387,50 +408,57 @@ def _ranges_text(m: ReportModel) -> str:
 
 
 def _novel(m: ReportModel) -> str:
+    """The to-do list: groups with the most novel items first, a bounded number of items, the rest in a file."""
     s = m.summary
-    head = (f'<section id="novel"><h2>Teach explicitly: {_num(m.novel_total)} novel examples</h2>'
-            f'<p class="muted small">Less than {_pct(s.config.thresholds.get("partial"))} of '
-            f'their tokens are covered by the corpus: the model has not seen this material in pretraining.</p>')
+    if m.kind == "eval":
+        head = (f'<section id="novel"><h2>Clean: {_num(m.novel_total)} items not found in the corpus</h2>'
+                f'<p class="muted small">No rare match in the corpus (and not contaminated): nothing to drop.</p>')
+    else:
+        head = (f'<section id="novel"><h2>To do, teach explicitly: {_num(m.novel_total)} novel examples</h2>'
+                f'<p class="muted small">Less than {_pct(s.config.thresholds.get("partial"))} of their tokens '
+                f'are covered by the corpus (or only by boilerplate n-grams) and none is contaminated: the model '
+                f'has not seen this material in pretraining. Groups with the most novel examples first.</p>')
     if not m.novel:
         return head + "<p>None.</p></section>"
     body = ""
-    groups = [(g, rec) for g, rec in s.groups.items() if rec.verdicts.get("novel")]
+    groups = m.todo_groups()
+    name = _e(s.dataset.group_field or "group")
     if groups:
-        groups.sort(key=lambda kv: (-kv[1].verdicts["novel"] / max(1, kv[1].examples),
-                                    -kv[1].verdicts["novel"], kv[0]))
-        rows = "".join(f'<tr><td class="id">{_e(truncate(g, 80))}</td><td class="n">{_num(rec.verdicts["novel"])}'
-                       f'</td><td class="n">{_pct(rec.verdicts["novel"] / max(1, rec.examples))}</td></tr>'
-                       for g, rec in groups[:_GROUPS_SHOWN])
-        name = _e(s.dataset.group_field or "group")
-        body += (f'<h3>Most novel per {name}</h3><table><tr><th>{name}</th><th class="n">novel</th>'
-                 f'<th class="n">share of the {name}</th></tr>{rows}</table>')
-    if any(i.texts for i in m.novel):
+        rows = "".join(f'<tr><td class="n">{rank}</td><td class="id">{_e(truncate(g, 80))}</td>'
+                       f'<td class="n">{_num(count)}</td><td class="n">{_pct(share)}</td></tr>'
+                       for rank, (g, count, share) in enumerate(groups, 1))
+        more = (f'<p class="muted">… and {m.todo_groups_total - len(groups):,} more (summary.json, '
+                f'<code>groups</code>)</p>' if m.todo_groups_total > len(groups) else "")
+        body += (f'<h3>By {name}</h3><table><tr><th class="n">#</th><th>{name}</th><th class="n">novel</th>'
+                 f'<th class="n">share of the {name}</th></tr>{rows}</table>{more}')
+    order = {g: k for k, (g, _c, _s) in enumerate(groups)}
+    shown = sorted(m.novel, key=lambda i: (order.get(i.group or "", len(order)), i.row))[:_TODO_SHOWN]
+    if any(i.texts for i in shown):
         rows = "".join(
             f'<tr><td class="id">{_e(truncate(i.id, 60))}</td><td>{_e(truncate(i.group, 40)) if i.group else ""}</td>'
             f'<td class="n">{_num(i.tokens or 0)}</td><td class="excerpt">'
-            f'{_e(truncate(" / ".join(t for t in i.texts.values()), 300))}</td></tr>' for i in m.novel)
-        body += (f'<h3>Examples</h3><table><tr><th>id</th><th>group</th><th class="n">tokens</th><th>text</th></tr>'
-                 f'{rows}</table>')
+            f'{_e(truncate(" / ".join(t for t in i.texts.values()), 300))}</td></tr>' for i in shown)
+        body += (f'<h3>First {len(shown):,} examples</h3><table><tr><th>id</th><th>group</th><th class="n">tokens'
+                 f'</th><th>text</th></tr>{rows}</table>')
     elif not s.dataset.id_field and m.novel_ranges:
         # ids are record numbers: runs say it in a line ("1–134, 137–243, ...") where chips would fill a page
         body += (f'<h3>Records (1-based line/row numbers in the dataset)</h3>'
                  f'<p class="ids">{_e(_ranges_text(m))}</p>')
     else:
         by_group: dict[str, list[ExampleItem]] = {}
-        for i in m.novel:
+        for i in shown:
             by_group.setdefault(i.group or "", []).append(i)
-        body += "<h3>Examples</h3>"
+        body += f"<h3>First {len(shown):,} examples</h3>"
         for g, items in by_group.items():
             if g:
                 body += f'<div class="lbl">{_e(truncate(g, 80))}</div>'
             body += '<div class="ids">' + "".join(
                 f'<span title="row {i.row:,}, {i.tokens or 0:,} tokens">{_e(truncate(i.id, 60))}</span>'
                 for i in items) + "</div>"
-    shown = len(m.novel)
     more = (f'<p class="muted small">The full list is the rows of <code>examples.parquet</code> with '
-            f'<code>verdict = \'novel\'</code>, e.g. in Python: <code>pyarrow.parquet.read_table('
-            f'\'{_e(m.report_dir / "examples.parquet")}\', filters=[(\'verdict\', \'=\', \'novel\')])</code>.</p>'
-            if m.novel_total > shown else "")
+            f'<code>outcome = \'novel\'</code>, e.g. in Python: <code>pyarrow.parquet.read_table('
+            f'\'{_e(m.report_dir / "examples.parquet")}\', filters=[(\'outcome\', \'=\', \'novel\')])</code>.</p>'
+            if m.novel_total > len(shown) else "")
     return head + body + more + "</section>"
 
 

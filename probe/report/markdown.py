@@ -18,7 +18,7 @@ from typing import Any
 
 from probe.report._text import pct as _pct
 from probe.report._text import truncate, visible
-from probe.report.model import SCAN_FIELDS, ExampleItem, ReportModel
+from probe.report.model import OUTCOMES, SCAN_FIELDS, ExampleItem, ReportModel
 
 MAX_BYTES = 64 * 1024
 _BUDGET = 60 * 1024  # leave room for what CI wraps around it
@@ -71,15 +71,16 @@ def _more(total: int, shown: int) -> list[str]:
 
 
 def _headline(m: ReportModel) -> list[str]:
-    s, v = m.summary, m.summary.verdicts
+    s = m.summary
     gate = m.gate
     status = ""
     if gate is not None:
         status = " — ✅ gate passed" if gate.get("passed") else " — ❌ gate FAILED"
     lines = [f"## probe: {md_text(m.dataset_name, 120)}{status}", ""]
     line = (f"**{m.contaminated_count:,}** of {m.assessable:,} assessable examples ({_pct(m.contaminated_share)}) "
-            f"contaminated ({md_text(m.definition)}) · **{v.get('seen', 0):,}** seen · {v.get('partial', 0):,} "
-            f"partial · **{v.get('novel', 0):,}** novel (teach explicitly)")
+            f"contaminated ({md_text(m.definition)}) · outcomes: " + " · ".join(
+                f"**{m.outcomes.get(k, 0):,}** {m.outcome_label(k)}" for k in ("leaked", "seen", "partial", "novel"))
+            + f" ({'novel = teach explicitly' if m.kind == 'train' else 'an eval set: novel items are clean'})")
     if s.unassessable:
         line += f" · {s.unassessable:,} unassessable"
     if s.skipped:
@@ -122,8 +123,13 @@ def _overview(m: ReportModel) -> list[str]:
     s = m.summary
     a = m.assessable
     v = s.verdicts
-    lines = ["### Verdicts", ""]
-    lines += _table(["seen", "partial", "novel (teach)", "unassessable"], ["r"] * 4,
+    o = m.outcomes
+    lines = ["### Outcomes (what to do)", ""]
+    lines += _table([m.outcome_label(k) for k in OUTCOMES], ["r"] * len(OUTCOMES),
+                    [[f"{o.get(k, 0):,} ({_pct(o.get(k, 0) / s.examples if s.examples else 0)})" for k in OUTCOMES]])
+    lines += [""] + [f"- **{m.outcome_label(k)}**: {m.outcome_action(k)}" for k in OUTCOMES if o.get(k, 0)]
+    lines += ["", "### Verdicts (coverage only)", ""]
+    lines += _table(["seen", "partial", "novel", "unassessable"], ["r"] * 4,
                     [[f"{v.get(k, 0):,} ({_pct(v.get(k, 0) / s.examples if s.examples else 0)})"
                       for k in ("seen", "partial", "novel", "unassessable")]])
     lines += ["", "### Contaminated per definition", ""]
@@ -150,11 +156,11 @@ def _overview(m: ReportModel) -> list[str]:
 
 
 def _groups(m: ReportModel, limit: int) -> list[str]:
-    groups = m.groups_by_coverage()
+    groups, order = m.groups_ranked()
     if not groups or limit <= 0:
         return []
     name = md_text(m.summary.dataset.group_field or "group", 40)
-    lines = [f"### Per {name} (by mean coverage)", ""]
+    lines = [f"### Per {name} ({order})", ""]
     rows = []
     for g, rec in groups[:limit]:
         v = rec.verdicts
@@ -189,31 +195,34 @@ def _flagged(m: ReportModel, limit: int) -> list[str]:
 
 
 def _novel(m: ReportModel, limit: int) -> list[str]:
-    lines = [f"### Teach explicitly: {m.novel_total:,} novel examples", ""]
+    """The to-do list (or, for an eval set, the clean items): groups with the most novel items first."""
+    title = (f"### Clean: {m.novel_total:,} items not found in the corpus" if m.kind == "eval"
+             else f"### To do, teach explicitly: {m.novel_total:,} novel examples")
+    lines = [title, ""]
     if not m.novel:
         return [*lines, "None.", ""]
     s = m.summary
-    groups = [(g, rec) for g, rec in s.groups.items() if rec.verdicts.get("novel")]
+    groups = m.todo_groups()
     if groups and limit > 0:
-        groups.sort(key=lambda kv: (-kv[1].verdicts["novel"] / max(1, kv[1].examples),
-                                    -kv[1].verdicts["novel"], kv[0]))
         name = md_text(s.dataset.group_field or "group", 40)
         shown_groups = groups[: max(5, limit // 6)]
-        lines += _table([name, "novel", "share"], ["l", "r", "r"],
-                        [[md_text(g, 60), f"{rec.verdicts['novel']:,}",
-                          _pct(rec.verdicts["novel"] / max(1, rec.examples))] for g, rec in shown_groups])
-        lines += _more(len(groups), len(shown_groups))
+        lines += _table(["#", name, "novel", "share"], ["r", "l", "r", "r"],
+                        [[str(k), md_text(g, 60), f"{count:,}", _pct(share)]
+                         for k, (g, count, share) in enumerate(shown_groups, 1)])
+        lines += _more(m.todo_groups_total, len(shown_groups))
     if limit <= 0:
-        lines.append("See report.html or examples.parquet (`verdict = 'novel'`).")
+        lines.append("See report.html or examples.parquet (`outcome = 'novel'`).")
     elif not s.dataset.id_field and m.novel_ranges:
         runs = [f"{a:,}" if a == b else f"{a:,}–{b:,}" for a, b in m.novel_ranges]
         cut = runs[: limit]
         more = ", …" if len(runs) > len(cut) or m.novel_ranges_truncated else ""
         lines.append("records (1-based): " + ", ".join(cut) + more)
     else:
-        shown = m.novel[:limit]
+        order = {g: k for k, (g, _c, _s) in enumerate(groups)}
+        shown = sorted(m.novel, key=lambda i: (order.get(i.group or "", len(order)), i.row))[:limit]
         lines.append("ids: " + ", ".join(md_text(i.id, 60) for i in shown)
-                     + (f" … and {m.novel_total - len(shown):,} more" if m.novel_total > len(shown) else ""))
+                     + (f" … and {m.novel_total - len(shown):,} more (examples.parquet, `outcome = 'novel'`)"
+                        if m.novel_total > len(shown) else ""))
     return [*lines, ""]
 
 

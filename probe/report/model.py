@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import ConfigError, InputError
-from probe.scan_output import SCAN_FIELDS, SCHEMA_VERSION, TEXT_FIELDS, VERDICTS, GroupStats, ScanSummary
+from probe.scan_output import (
+    OUTCOMES,
+    SCAN_FIELDS,
+    SCHEMA_VERSION,
+    TEXT_FIELDS,
+    VERDICTS,
+    GroupStats,
+    ScanSummary,
+)
 
 __all__ = ["SCAN_FIELDS", "SCHEMA_VERSION", "TEXT_FIELDS", "VERDICTS", "ExampleItem", "FieldMatch", "Provenance",
            "ReportModel", "check_definition", "load_report", "read_summary", "run_key"]
@@ -30,6 +38,10 @@ GATE_NAME = "gate.json"
 TOP_FLAGGED = 50
 TOP_MATCHED = 20
 NOVEL_LIMIT = 200
+TODO_GROUPS = 20  # groups the to-do list ranks (most novel items first); summary.json has them all
+# file names that do not tell two datasets apart ("test.jsonl" of gsm8k and of mmlu): titled with their folder
+GENERIC_STEMS = frozenset({"test", "train", "dev", "val", "valid", "validation", "eval", "data", "dataset",
+                           "examples", "all", "default", "main", "input", "sample"})
 NOVEL_RANGES = 300
 _BATCH_ROWS = 65_536
 
@@ -58,6 +70,29 @@ class Provenance:
     source: str | None
     snippet: str | None  # the corpus text around the match, the match between [[ and ]]
     verified: bool | None
+    kind: str | None = None  # "single": one document holds the whole span; "stitched": several do
+    documents: int | None = None  # documents the span was stitched from (1: single)
+    span_tokens: int | None = None  # tokens of the span this document holds
+    stitched_from: tuple[str, ...] = ()  # a stitched span's documents, in the order the span reaches them
+
+    def verification(self) -> str:
+        """What --verify found, in words ("" without --verify)."""
+        if self.verified is None:
+            return ""
+        if not self.verified:
+            return "NOT verified (hash collision)"
+        if self.kind == "stitched":
+            return f"verified; {self.stitched()}"
+        return "verified"
+
+    def stitched(self) -> str:
+        """A stitched span in words: its documents and how much of it this one holds ("" when single)."""
+        if self.kind != "stitched":
+            return ""
+        names = f": {', '.join(self.stitched_from[:6])}{', …' if len(self.stitched_from) > 6 else ''}" \
+            if self.stitched_from else ""
+        return (f"stitched from {self.documents or len(self.stitched_from) or 2} documents{names} "
+                f"(this one holds {self.span_tokens} tokens)")
 
 
 @dataclass(frozen=True)
@@ -77,6 +112,7 @@ class ExampleItem:
     provenance: Provenance | None = None
     joint_same_doc: bool | None = None
     texts: dict[str, str] = field(default_factory=dict)  # optional FIELD_text columns
+    outcome: str | None = None  # None in scans older than outcomes
 
 
 @dataclass
@@ -102,7 +138,58 @@ class ReportModel:
     # ------------------------------------------------------------------ derived numbers
     @property
     def dataset_name(self) -> str:
-        return Path(self.summary.dataset.path or "dataset").name or "dataset"
+        """The dataset's file name, with its folder when the name is generic (``mmlu/test.jsonl``)."""
+        path = Path(self.summary.dataset.path or "dataset")
+        name = path.name or "dataset"
+        stem = name.split(".", 1)[0].lower()
+        generic = stem in GENERIC_STEMS or stem.split("-", 1)[0].split("_", 1)[0] in GENERIC_STEMS
+        return f"{path.parent.name}/{name}" if generic and path.parent.name not in ("", ".") else name
+
+    @property
+    def kind(self) -> str:
+        """``train`` or ``eval`` (summary.json's dataset.kind): what the outcomes ask to do."""
+        return self.summary.dataset.kind
+
+    def outcome_label(self, outcome: str) -> str:
+        """How the reports name an outcome for this kind of dataset (``novel`` is ``clean`` in an eval set)."""
+        from probe.outcomes import action
+
+        return action(self.kind, outcome)[0]
+
+    def outcome_action(self, outcome: str) -> str:
+        from probe.outcomes import action
+
+        return action(self.kind, outcome)[1]
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Outcome counts; a summary older than outcomes falls back to its verdicts (no ``leaked``)."""
+        if self.summary.outcomes:
+            return {o: self.summary.outcomes.get(o, 0) for o in OUTCOMES}
+        return {o: self.summary.verdicts.get(o, 0) for o in OUTCOMES}
+
+    def groups_ranked(self) -> tuple[list[tuple[str, GroupStats]], str]:
+        """Groups most contaminated first when any group is contaminated, else by mean coverage; and the order's name."""
+        groups = list(self.summary.groups.items())
+        if any(rec.contaminated.get(self.definition, 0) for _, rec in groups):
+            return sorted(groups, key=lambda kv: (-kv[1].contaminated.get(self.definition, 0),
+                                                  -kv[1].mean_coverage, kv[0])), "most contaminated first"
+        return self.groups_by_coverage(), "by mean coverage"
+
+    def todo_groups(self) -> list[tuple[str, int, float]]:
+        """The to-do list's groups: (group, novel items, share of the group), most novel items first, bounded."""
+        rows = []
+        for g, rec in self.summary.groups.items():
+            novel = rec.outcomes.get("novel", 0) if rec.outcomes else rec.verdicts.get("novel", 0)
+            if novel:
+                rows.append((g, novel, novel / max(1, rec.examples)))
+        rows.sort(key=lambda r: (-r[1], -r[2], r[0]))
+        return rows[:TODO_GROUPS]
+
+    @property
+    def todo_groups_total(self) -> int:
+        return sum(1 for rec in self.summary.groups.values()
+                   if (rec.outcomes.get("novel", 0) if rec.outcomes else rec.verdicts.get("novel", 0)))
 
     @property
     def contaminated_count(self) -> int:
@@ -186,7 +273,7 @@ def load_report(report_dir: str | Path, definition: str = "default", top_flagged
     detail = _detail_columns(names, target, nmin)
     flagged = _fetch(path, names, ranked["flagged"], detail, definition, target, nmin)
     matched = _fetch(path, names, ranked["matched"], detail, definition, target, nmin)
-    light = [c for c in ("id", "row", "group", "verdict", "coverage", f"contaminated_{definition}",
+    light = [c for c in ("id", "row", "group", "verdict", "outcome", "coverage", f"contaminated_{definition}",
                          f"{target}_tokens", f"{target}_longest_match_tokens",
                          *(f"{f}_tokens" for f in TEXT_FIELDS), *(f"{f}_text" for f in TEXT_FIELDS))
              if c in names]
@@ -217,6 +304,10 @@ def _rank(pf: Any, path: Path, definition: str, target: str, top_flagged: int, t
     import pyarrow.compute as pc
 
     cols = ["row", "verdict", "coverage", f"contaminated_{definition}", f"{target}_longest_match_tokens"]
+    # the to-do list is the "novel" outcome (never a contaminated example); older scans: novel and not flagged
+    has_outcome = "outcome" in pf.schema_arrow.names
+    if has_outcome:
+        cols.append("outcome")
     best_flagged = np.zeros((0, 3))  # columns: -longest, -coverage, row
     best_matched = np.zeros((0, 3))  # columns: -coverage, -longest, row
     novel_rows: list[int] = []
@@ -233,7 +324,9 @@ def _rank(pf: Any, path: Path, definition: str, target: str, top_flagged: int, t
             longest = pc.fill_null(batch.column(4), 0).to_numpy(zero_copy_only=False).astype(np.float64)
             seenish = pc.is_in(verdict, value_set=_pa_strings(("seen", "partial"))).to_numpy(
                 zero_copy_only=False).astype(bool)
-            is_novel = pc.equal(verdict, "novel").fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+            novel_of = batch.column(5) if has_outcome else verdict
+            is_novel = pc.equal(novel_of, "novel").fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+            is_novel &= ~flag
             other = seenish & ~flag
             totals["flagged_total"] += int(flag.sum())
             totals["matched_total"] += int(other.sum())
@@ -289,8 +382,9 @@ def _pa_strings(values: tuple[str, ...]) -> Any:
 
 
 def _detail_columns(names: set[str], target: str, nmin: int) -> list[str]:
-    cols = ["id", "row", "group", "verdict", "coverage", "joint_same_doc", "match_uri", "match_row",
-            "match_doc_id", "match_source", "match_snippet", "match_verified"]
+    cols = ["id", "row", "group", "verdict", "outcome", "coverage", "joint_same_doc", "match_uri", "match_row",
+            "match_doc_id", "match_source", "match_snippet", "match_verified", "match_kind", "match_documents",
+            "match_span_tokens", "match_stitched_from"]
     cols += sorted(c for c in names if c.startswith("contaminated_"))
     for f in SCAN_FIELDS:
         cols += [f"{f}_tokens", f"{f}_token_coverage_{nmin}", f"{f}_longest_match_tokens",
@@ -331,14 +425,16 @@ def _item(rec: dict[str, Any], definition: str, target: str, nmin: int) -> Examp
     if rec.get("match_snippet") is not None or rec.get("match_uri") is not None:
         prov = Provenance(uri=rec.get("match_uri"), row=rec.get("match_row"), doc_id=rec.get("match_doc_id"),
                           source=rec.get("match_source"), snippet=rec.get("match_snippet"),
-                          verified=rec.get("match_verified"))
+                          verified=rec.get("match_verified"), kind=rec.get("match_kind"),
+                          documents=rec.get("match_documents"), span_tokens=rec.get("match_span_tokens"),
+                          stitched_from=tuple(rec.get("match_stitched_from") or ()))
     texts = {f: str(rec[f"{f}_text"]) for f in TEXT_FIELDS if rec.get(f"{f}_text")}
     return ExampleItem(
         id=str(rec.get("id")), row=int(rec["row"]), group=rec.get("group"), verdict=str(rec.get("verdict")),
         coverage=rec.get("coverage"), tokens=rec.get(f"{target}_tokens"),
         longest_tokens=int(rec.get(f"{target}_longest_match_tokens") or 0),
         contaminated=bool(rec.get(f"contaminated_{definition}")), definitions=defs, matches=tuple(matches),
-        provenance=prov, joint_same_doc=rec.get("joint_same_doc"), texts=texts)
+        provenance=prov, joint_same_doc=rec.get("joint_same_doc"), texts=texts, outcome=rec.get("outcome"))
 
 
 def _read_gate(report_dir: Path, summary: ScanSummary) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from probe.scan_output import ScanSummary
+from probe.scan_output import OUTCOMES, ScanSummary
 
 
 def safe_text(text: str | None, limit: int = 120) -> str:
@@ -124,9 +124,19 @@ def render_scan_summary(summary: ScanSummary, console: Console | None = None, de
         console.print(f"[yellow]sampled index (sample_mod {ix.sample_mod}): coverages are estimates[/]")
     console.print(f"examples {summary.examples:,}  assessable {summary.assessable:,}  "
                   f"unassessable {summary.unassessable:,}  skipped {summary.skipped:,}")
+    from probe.outcomes import action
+
+    kind = ds.kind
+    if summary.outcomes:
+        outcomes = Table(title=f"outcomes ({'eval set' if kind == 'eval' else 'fine-tuning data'})",
+                         title_justify="left")
+        for k in OUTCOMES:
+            outcomes.add_column(action(kind, k)[0], justify="right")
+        outcomes.add_row(*(f"{summary.outcomes.get(k, 0):,}" for k in OUTCOMES))
+        console.print(outcomes)
     v = summary.verdicts
-    table = Table(title="verdicts", title_justify="left")
-    for col in ("seen", "partial", "novel (teach)", "unassessable"):
+    table = Table(title="verdicts (coverage only)", title_justify="left")
+    for col in ("seen", "partial", "novel", "unassessable"):
         table.add_column(col, justify="right")
     table.add_row(*(f"{v.get(k, 0):,}" for k in ("seen", "partial", "novel", "unassessable")))
     console.print(table)
@@ -140,10 +150,14 @@ def render_scan_summary(summary: ScanSummary, console: Console | None = None, de
         cont.add_row(d, "unavailable", safe_text(why, 60))
     console.print(cont)
     if summary.groups:
-        groups = Table(title="groups (by mean coverage)", title_justify="left")
+        ranked = sorted(summary.groups.items(), key=lambda kv: -kv[1].mean_coverage)
+        order = "by mean coverage"
+        if any(rec.contaminated.get(definition, 0) for _, rec in ranked):  # the contaminated ones first
+            ranked.sort(key=lambda kv: -kv[1].contaminated.get(definition, 0))
+            order = "most contaminated first"
+        groups = Table(title=f"groups ({order})", title_justify="left")
         for col in ("group", "examples", "mean coverage", "seen", "novel", f"contaminated ({definition})"):
             groups.add_column(col, justify="left" if col == "group" else "right")
-        ranked = sorted(summary.groups.items(), key=lambda kv: -kv[1].mean_coverage)
         for g, rec in ranked[:25]:
             groups.add_row(safe_text(g, 40), f"{rec.examples:,}", f"{rec.mean_coverage:.1%}",
                            f"{rec.verdicts.get('seen', 0):,}", f"{rec.verdicts.get('novel', 0):,}",

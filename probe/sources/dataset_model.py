@@ -73,6 +73,9 @@ class DatasetOptions:
     max_line_bytes: int = 64 << 20  # longest JSONL line accepted; bounds memory on hostile input
     delimiter: str | None = None  # CSV/TSV field separator (one character); None = "," for csv, tab for tsv
     skip_bad_records: bool = False  # False: the first bad record raises InputError; True: skip and count it
+    # system prompts (a "system" turn or column) are left out of the judged text by default: the same
+    # prompt on every row dilutes coverage; True reads them as the input field, as before
+    include_system_prompts: bool = False
 
 
 @dataclass(frozen=True)

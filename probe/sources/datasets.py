@@ -35,7 +35,7 @@ from probe.sources.dataset_model import (
     Example,
     validate_options,
 )
-from probe.sources.detect import Out, Plan, get_path, make_plan, text_of
+from probe.sources.detect import SYSTEM, Out, Plan, get_path, make_plan, text_of
 from probe.sources.readers import Dataset, dataset_name, lower_record, open_dataset, peek, read_records
 from probe.sources.templates import (
     DEFAULT_MARKER_LITERALS,
@@ -125,7 +125,7 @@ def _batches(
     batch: list[Example] = []
     for row, location, record in rows:
         stats.records += 1
-        example = _example(plan, row, record, pattern, ignored)
+        example = _example(plan, row, record, pattern, ignored, options.include_system_prompts)
         if example is None:
             keys = ", ".join(sorted(record)[:12]) or "none"
             count_skip(stats, name, location, "no text fields", f"no text fields (keys: {keys})")
@@ -154,11 +154,18 @@ def _usable(chunks: Any) -> list[str]:
 
 
 def _example(
-    plan: Plan, row: int, record: dict[str, Any], pattern: re.Pattern[str] | None, ignored: Counter[str]
+    plan: Plan, row: int, record: dict[str, Any], pattern: re.Pattern[str] | None, ignored: Counter[str],
+    include_system: bool = False,
 ) -> Example | None:
     out = Out()
     for part in plan.parts:
         part.extract(record, out, ignored)
+    system = out.pop(SYSTEM, None)
+    if system is not None:
+        if include_system:  # read as the input field, before any other input (as a chat template puts it)
+            out["input"] = system + out.get("input", [])
+        else:
+            ignored["system prompt (not judged)"] += 1
     fields: dict[str, str] = {}
     for name in FIELDS:
         chunks = _usable(out.get(name, ()))
@@ -171,7 +178,8 @@ def _example(
         return None
     whole = None
     if plan.conversational:  # turns in the order spoken, not all user turns before all answers
-        whole = "\n".join(_usable(_clean(c, pattern) for c in _usable(c for _, c in out.sequence)))
+        spoken = (c for f, c in out.sequence if f != SYSTEM or include_system)
+        whole = "\n".join(_usable(_clean(c, pattern) for c in _usable(spoken)))
     id_value = text_of(get_path(record, plan.id_path)) if plan.id_path else ""
     group_value = get_path(record, plan.group_path) if plan.group_path else None
     group = (

@@ -133,6 +133,13 @@ def _resolve_answer(value: Any, choices: list[tuple[str, str]]) -> str:
 # --------------------------------------------------------------------------- extraction parts
 
 
+SYSTEM = "system"
+"""Pseudo-field of system prompts: left out of the judged text unless DatasetOptions.include_system_prompts
+(then read as ``input``). A system prompt such as "You are a helpful assistant." is the same in every
+row: counted in ``whole`` it dilutes coverage, so a chat dataset would score lower than the same rows
+in Alpaca layout."""
+
+
 class Out(dict[str, list[str]]):
     """Field -> text chunks, plus ``sequence``: every chunk with its field, in extraction order.
 
@@ -313,7 +320,7 @@ def _content_text(content: Any, ignored: Counter[str]) -> str:
 
 @dataclass(frozen=True)
 class _Conversation(_Part):
-    """A list of turns: user -> instruction, assistant -> response, system -> input."""
+    """A list of turns: user -> instruction, assistant -> response, system -> SYSTEM (see make_plan)."""
 
     path: tuple[str, ...]
     role_key: str
@@ -342,7 +349,7 @@ class _Conversation(_Part):
                 if role in _USER_ROLES
                 else "response"
                 if role in _ASSISTANT_ROLES
-                else "input"
+                else SYSTEM
                 if role in _SYSTEM_ROLES
                 else None
             )
@@ -360,7 +367,7 @@ class _Conversation(_Part):
         user, system, assistant = (
             f"{self.label}[{self.role_key}={w}].{self.content_key}" for w in self.role_words
         )
-        return {"instruction": user, "input": system, "response": assistant}
+        return {"instruction": user, SYSTEM: system, "response": assistant}
 
 
 @dataclass(frozen=True)
@@ -449,7 +456,7 @@ def _col(s: Sample, fld: str, key: str) -> _Column:
 
 def _system_part(s: Sample) -> list[_Part]:
     key = s.first("system", "system_prompt")
-    return [_col(s, "input", key)] if key and s.is_text(key) else []
+    return [_col(s, SYSTEM, key)] if key and s.is_text(key) else []
 
 
 def _conversation_rule(
@@ -695,12 +702,17 @@ def _key_list(s: Sample) -> str:
     return "[" + ", ".join(sorted(s.names.values(), key=str.lower)) + "]"
 
 
-def _describe(parts: list[_Part]) -> dict[str, str]:
+def _describe(parts: list[_Part], include_system_prompts: bool = False) -> dict[str, str]:
     described: dict[str, list[str]] = {}
     for part in parts:
         for fld, words in part.describe().items():
+            if fld == SYSTEM and include_system_prompts:
+                fld = "input"
             described.setdefault(fld, []).append(words)
-    return {f: " + ".join(described[f]) for f in FIELDS if f in described}
+    mapping = {f: " + ".join(described[f]) for f in FIELDS if f in described}
+    if SYSTEM in described:  # said, so the mapping shows the system prompt was found and left out
+        mapping[SYSTEM] = " + ".join(described[SYSTEM]) + " (not judged)"
+    return mapping
 
 
 def _pick_id(s: Sample) -> str | None:
@@ -771,7 +783,7 @@ def make_plan(name: str, s: Sample, options: DatasetOptions) -> Plan:
     wanted |= {p[0] for p in (id_path, group_path) if p}
     detected = DetectedSchema(
         name=name,
-        mapping=_describe(parts),
+        mapping=_describe(parts, options.include_system_prompts),
         id_field=options.id_field or (s.name(id_path[0]) if id_path else None),
         group_field=options.group_by or (s.name(group_path[0]) if group_path else None),
     )
