@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import write_parquet
+from probe import interrupt
 from probe.cli import main
 from probe.config import BuildConfig, TextSpec
 from probe.errors import ConfigError, ExitCode, InputError
@@ -156,6 +157,18 @@ def test_max_tokens_truncates_and_counts(tiny_model: Path) -> None:
     options = ModelOptions(path=str(tiny_model), max_tokens=4)
     scores = score_texts(load_model(options), [SENTENCE, "oak"], options)
     assert scores.tokens.tolist()[0] == 3 and scores.truncated.tolist() == [True, False]
+
+
+@needs_extra
+def test_a_stop_request_interrupts_between_forward_passes(tiny_model: Path) -> None:
+    options = ModelOptions(path=str(tiny_model))
+    loaded = load_model(options)
+    interrupt.record(2)  # what the CLI's SIGINT handler does
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            score_texts(loaded, [SENTENCE], options)
+    finally:
+        interrupt.reset()
 
 
 @needs_extra

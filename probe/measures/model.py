@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from probe import interrupt
 from probe.errors import ConfigError, InputError
 from probe.measures import Measure, MeasureAggregate, MeasureBatch, ScanBatch, ScanContext, register_measure
 
@@ -303,6 +304,7 @@ def score_texts(loaded: LoadedModel, texts: Sequence[str], options: ModelOptions
     min_k = np.full(n, np.nan)
     todo = np.flatnonzero(scored > 0)
     for group in _padded_batches(lengths[todo], options.batch_size, options.batch_tokens):
+        interrupt.check()  # a scan batch can hold minutes of forward passes: stop between them
         rows = todo[group]
         width = int(lengths[rows].max())
         ids = torch.zeros((len(rows), width), dtype=torch.long)
