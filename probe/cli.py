@@ -409,6 +409,11 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--measure-option", "measure_option", multiple=True, metavar="MEASURE.KEY=VALUE",
                      help="An option of one measure (repeatable); VALUE is read as JSON when it parses, "
                           "else as text."),
+        click.option("--model", "model_path", default=None, metavar="PATH",
+                     help="Local causal LM (a directory with config + weights, or a .gguf file) for the "
+                          "'model' measure (perplexity, Min-K% Prob); selects that measure. Needs probe[model]."),
+        click.option("--device", default=None, metavar="DEVICE",
+                     help="Device of the --model measure: cpu, cuda, cuda:N or auto [default: cpu]."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -420,7 +425,8 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
                  seen_threshold: float, partial_threshold: float, batch_size: int, provenance_limit: int,
                  verify: bool, delimiter: str | None = None, skip_bad_records: bool = False,
                  measures: str | None = None, measure_option: tuple[str, ...] = (),
-                 include_system_prompts: bool = False, dataset_kind: str = "auto") -> Any:
+                 include_system_prompts: bool = False, dataset_kind: str = "auto",
+                 model_path: str | None = None, device: str | None = None) -> Any:
     from probe.scan import ScanConfig
     from probe.scoring import Thresholds
     from probe.sources.datasets import DatasetOptions
@@ -441,16 +447,35 @@ def _scan_config(schema: str | None, field_map: tuple[str, ...], id_field: str |
     if defs is not None and "default" not in defs:
         defs = ("default", *defs)  # the verdict's own definition is always computed
     chosen = tuple(m.strip() for m in measures.split(",") if m.strip()) if measures is not None else None
+    options = _measure_options(measure_option)
+    if model_path is not None or device is not None or (chosen is not None and "model" in chosen):
+        chosen = _with_model_measure(chosen, options, model_path, device)
     return ScanConfig(
         thresholds=Thresholds(max_docs=max_docs, seen=seen_threshold, partial=partial_threshold),
         definitions=defs, target_field=target_field,
         provenance_limit=provenance_limit, verify=verify, measures=chosen,
-        measure_options=_measure_options(measure_option), dataset_kind=dataset_kind,
+        measure_options=options, dataset_kind=dataset_kind,
         dataset=DatasetOptions(schema=schema, field_map=tuple(pairs), id_field=id_field, group_by=group_by,
                                strip_templates=not keep_templates, batch_size=batch_size,
                                delimiter=delimiter, skip_bad_records=skip_bad_records,
                                include_system_prompts=include_system_prompts),
     )
+
+
+def _with_model_measure(chosen: tuple[str, ...] | None, options: dict[str, dict[str, Any]],
+                        model_path: str | None, device: str | None) -> tuple[str, ...]:
+    """--model/--device → the model measure's options; --model also selects it (beside the defaults)."""
+    from probe.measures import create_measures
+    from probe.measures import model as _registers_the_model_measure  # noqa: F401
+
+    if device is not None and model_path is None and "path" not in options.get("model", {}):
+        raise ConfigError("--device applies to the model measure: give --model PATH too")
+    for key, value in (("path", model_path), ("device", device)):
+        if value is not None:
+            options.setdefault("model", {})[key] = value
+    if chosen is None:
+        chosen = tuple(m.name for m in create_measures(None))
+    return chosen if "model" in chosen else (*chosen, "model")
 
 
 def _measure_options(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -473,7 +498,7 @@ def _config_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     names = ("schema", "field_map", "id_field", "group_by", "keep_templates", "definitions", "target_field",
              "max_docs", "seen_threshold", "partial_threshold", "batch_size", "provenance_limit", "verify",
              "delimiter", "skip_bad_records", "measures", "measure_option", "include_system_prompts",
-             "dataset_kind")
+             "dataset_kind", "model_path", "device")
     return {k: kwargs.pop(k) for k in names}
 
 

