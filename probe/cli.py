@@ -639,10 +639,14 @@ def report(report_dir: Path, definition: str, junit_per_example: bool) -> None:
               help="Fail when the mean token coverage of the target field is BELOW this fraction (0.2) or "
                    "percentage (20%). Exactly at the limit passes.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
-              help="summary.json of an earlier scan (e.g. reports/main/summary.json): list newly "
-                   "contaminated and newly covered example ids.")
+              help="summary.json of an earlier scan (e.g. reports/main/summary.json): list existing ids newly "
+                   "contaminated or newly covered, and new rows (ids absent from the baseline) apart.")
 @click.option("--max-new-contaminated", type=click.IntRange(min=0), default=None,
-              help="With --baseline: fail when more than K example ids are newly contaminated.")
+              help="With --baseline: fail when more than K existing example ids (ids the baseline has) are "
+                   "newly contaminated.")
+@click.option("--count-new-rows", is_flag=True,
+              help="With --max-new-contaminated: count contaminated new rows (ids absent from the baseline) "
+                   "against the limit too.")
 @junit_per_example_option
 @dataset_options
 @silent_option
@@ -650,7 +654,7 @@ def report(report_dir: Path, definition: str, junit_per_example: bool) -> None:
 @handle_errors
 def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str, max_contaminated: str | None,
           min_coverage: str | None, baseline: Path | None, max_new_contaminated: int | None,
-          junit_per_example: bool, silent: bool, output_format: str, **kwargs: Any) -> None:
+          count_new_rows: bool, junit_per_example: bool, silent: bool, output_format: str, **kwargs: Any) -> None:
     """Scan DATASET against --index, write the reports, and gate: exit 1 when a threshold fails.
 
     With no threshold option, any contaminated example fails (--max-contaminated 0).
@@ -667,9 +671,11 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
     )
 
     # option errors first, before any work
+    if count_new_rows and max_new_contaminated is None:
+        raise click.UsageError("--count-new-rows counts new rows against --max-new-contaminated: give it too")
     limits = CheckLimits.gate_by_default(
         _parsed(parse_max_contaminated, max_contaminated, "--max-contaminated"),
-        _parsed(parse_min_coverage, min_coverage, "--min-coverage"), max_new_contaminated)
+        _parsed(parse_min_coverage, min_coverage, "--min-coverage"), max_new_contaminated, count_new_rows)
     config = _scan_config(**_config_kwargs(kwargs))
     replaced = None
     if out_dir is None:
@@ -690,10 +696,27 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
             render_scan_summary(result.scan.summary, definition=definition)
             render_flagged(result.report)
             render_gate(gate.to_dict())
+            _render_new_rows(gate)
         click.echo("wrote " + ", ".join(str(p) for p in result.reports.values()))
     _warn_unreadable_documents(result.scan.summary)
     if not result.passed:
         raise ThresholdExceeded("gate failed: " + "; ".join(gate.reasons))
+
+
+def _render_new_rows(gate: Any, id_limit: int = 20) -> None:
+    """The baseline diff's new rows (ids absent from the baseline), apart from the regressions."""
+    from probe.report.terminal import make_console, safe_text
+
+    if not gate.baseline:
+        return
+    console = make_console()
+    counted = "counted against --max-new-contaminated" if gate.new_rows_counted else "not counted"
+    for label, count, ids in (("new rows (ids not in the baseline)", gate.new_rows_count, gate.new_rows_ids),
+                              (f"new rows contaminated ({counted})", gate.new_rows_contaminated_count,
+                               gate.new_rows_contaminated_ids)):
+        shown = ", ".join(safe_text(i, 40) for i in ids[:id_limit])
+        more = f", … {count - min(id_limit, len(ids)):,} more" if count > min(id_limit, len(ids)) else ""
+        console.print(f"  {label}: {count:,}" + (f": {shown}{more}" if count else ""))
 
 
 def _parsed(parse: Callable[[str], Any], text: str | None, flag: str) -> Any:
