@@ -729,6 +729,108 @@ def _parsed(parse: Callable[[str], Any], text: str | None, flag: str) -> Any:
         raise click.BadParameter(str(e), param_hint=flag) from None
 
 
+def _warned_and_emitted(result: Any, output_format: str) -> bool:
+    """A result's warnings on stderr; with --format json, the result itself on stdout (True: nothing more)."""
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if output_format == "json":
+        _emit_json(result.to_dict())
+        return True
+    return False
+
+
+@main.command("correlate")
+@click.argument("scans", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Eval results (JSONL, CSV/TSV, Parquet): `id` or `row` per example (one scan), or `dataset` "
+                   "per scan (several), plus numeric score columns (`correct` 0/1, `score`, one per model...).")
+@click.option("--score-column", "score_columns", multiple=True,
+              help="Score column to correlate (repeatable) [default: every column but the key].")
+@click.option("--measure", "measures", multiple=True,
+              help="examples.parquet column to correlate (repeatable) [default: coverage, the target field's "
+                   "n-gram metrics and longest match, contaminated_default, other measures' columns].")
+@click.option("--bootstrap", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples for the confidence intervals.")
+@click.option("--permutations", type=int, default=1000, show_default=True,
+              help="Permutations for Spearman's p-value (0 = none).")
+@click.option("--confidence", type=float, default=0.95, show_default=True, help="Confidence level of the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling (reproducible runs).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where correlation.json/.md/.html go [default: the scan directory; with several scans, the "
+                   "first one's parent].")
+@format_option
+@handle_errors
+def correlate_command(scans: tuple[Path, ...], scores_path: Path, score_columns: tuple[str, ...],
+                      measures: tuple[str, ...], bootstrap: int, permutations: int, confidence: float, seed: int,
+                      out_dir: Path | None, output_format: str) -> None:
+    """Does coverage predict performance? Correlate SCANS' measures with eval scores.
+
+    One scan and per-example scores: each measure column against each score column. Several
+    scans and one score per dataset: each dataset-level aggregate (mean coverage, share seen,
+    share contaminated, means of the measures). Spearman and Kendall (and Pearson) with
+    bootstrap intervals, a permutation p-value, the score by measure quartile, and one
+    sentence per measure saying whether there is evidence. Exit 0 whatever the finding;
+    3 for a score file that does not join (unmatched or repeated ids, non-numeric scores).
+    """
+    from probe.correlate import correlate, write_correlation
+    from probe.report.terminal import make_console, safe_text
+
+    result = correlate(scans, scores_path, score_columns=score_columns or None, measures=measures or None,
+                       bootstrap=bootstrap, permutations=permutations, confidence=confidence, seed=seed)
+    first = scans[0].parent if scans[0].name == "summary.json" else scans[0]
+    target = out_dir or (first if len(scans) == 1 else first.parent)
+    written = write_correlation(result, target)
+    if _warned_and_emitted(result, output_format):
+        return
+    console = make_console()
+    unit = "examples" if result.mode == "example" else "datasets"
+    console.print(f"correlate ({result.mode}): {result.n:,} {unit}, {len(result.measures)} measure(s), "
+                  f"{len(result.score_columns)} score column(s)")
+    for sentence in result.sentences():
+        console.print("  " + safe_text(sentence, 400))
+    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+@main.command("diff")
+@click.argument("old_scan", type=click.Path(path_type=Path))
+@click.argument("new_scan", type=click.Path(path_type=Path))
+@click.option("--definition", default="default", show_default=True,
+              help="Contamination definition whose flags are compared.")
+@click.option("--limit", "row_limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Changed rows listed in the text output (--format json lists all).")
+@format_option
+@handle_errors
+def diff_command(old_scan: Path, new_scan: Path, definition: str, row_limit: int, output_format: str) -> None:
+    """Compare two scans of a dataset (report directories) example by example, matched by id.
+
+    Per group: rows added and removed, newly contaminated, no longer contaminated, became
+    covered (verdict seen) or uncovered, coverage changed; then exactly the changed rows.
+    Reads only the two scans' summary.json and examples.parquet. Exit 0 whatever changed.
+    """
+    from probe.diff import CHANGE_KINDS, diff_scans
+    from probe.report.terminal import make_console, safe_text
+
+    result = diff_scans(old_scan, new_scan, definition=definition)
+    if _warned_and_emitted(result, output_format):
+        return
+    console = make_console()
+    totals = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.totals.items())
+    console.print(f"{result.old_examples:,} → {result.new_examples:,} examples, {result.matched:,} matched by id, "
+                  f"{result.changed:,} changed: {totals}")
+    for group, g in result.groups.items():
+        if any(g.changes.values()):
+            counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in g.changes.items() if v)
+            console.print(f"  group {safe_text(group or '(none)', 60)}: {counts}")
+    for change in result.changes[:row_limit]:
+        kinds = ", ".join(k.replace("_", " ") for k in change.kinds if k in CHANGE_KINDS)
+        rows = f"row {change.old_row if change.old_row is not None else '—'} → " \
+               f"{change.new_row if change.new_row is not None else '—'}"
+        verdicts = f"{change.old_verdict or '—'} → {change.new_verdict or '—'}"
+        console.print(f"  {safe_text(change.id, 40)} ({rows}): {kinds}; verdict {verdicts}")
+    if len(result.changes) > row_limit:
+        console.print(f"  … {len(result.changes) - row_limit:,} more (--format json lists all)")
+
+
 @main.command("demo")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Where indexes/ and reports/ are created.")
