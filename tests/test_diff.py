@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_cli_check import PASSAGES, _jsonl  # the same corpus passages and JSONL writer
 
 from probe.cli import main
 from probe.errors import ConfigError, InputError
 
-PASSAGES = [
-    "The lighthouse keeper counted the gulls every morning and wrote their numbers in a blue ledger that "
-    "nobody else was ever allowed to read, not even the inspector who came twice a year by boat.",
-    "Copper kettles hung above the stove in the old mill kitchen, and the miller's daughter polished them "
-    "each Sunday while humming songs her grandmother had brought across the mountains long ago.",
-]
 ROWS = 40
 REPLACED = (5, 17, 30)
 
@@ -30,11 +25,6 @@ REPLACED = (5, 17, 30)
 def _alpaca(i: int) -> dict:
     return {"instruction": f"Write a short note number {i} about item{i} and topic{i * 7}.", "input": "",
             "output": f"This is note {i}: item{i} matters because topic{i * 7} explains it well enough."}
-
-
-def _jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
