@@ -51,6 +51,7 @@ SCHEMA_VERSION = 1
 EXAMPLE_KEYS = ("id", "row")  # a per-example score file is keyed by one of these (id first)
 DATASET_KEY = "dataset"  # a per-dataset score table's key column
 ERROR_EXAMPLES = 5  # offending values quoted per problem in an error message
+RARE_MINORITY = 10  # a two-valued measure whose rarer value occurs fewer times gets a warning in its sentence
 SIGNIFICANCE = 0.05  # the permutation p-value a sentence calls evidence (with a CI that excludes 0)
 RESAMPLE_CELLS = 8_000_000  # bootstrap/permutation matrix cells per chunk (bounds memory for large n)
 FIELD_PREFIXES = ("instruction_", "input_", "response_", "whole_")
@@ -475,8 +476,14 @@ def _correlate_pair(measure: str, score: str, x_all: np.ndarray, y_all: np.ndarr
         rng=rng)
     excludes_zero = rho.low is not None and rho.high is not None and (rho.low > 0 or rho.high < 0)
     evidence = bool(excludes_zero and p_value is not None and p_value <= SIGNIFICANCE)
+    sentence = _sentence(measure, score, n, unit, rho, p_value, evidence, None)
+    values, counts = np.unique(x, return_counts=True)
+    if values.size == 2 and counts.min() < RARE_MINORITY:
+        # a flag set on a handful of examples: resamples hold 0, 1, 2... of them, so the interval is unreliable
+        sentence += (f" Only {int(counts.min()):,} of the {n:,} {unit} have {measure} = {values[counts.argmin()]:g}:"
+                     " too few for the interval to mean much; the permutation p-value is the better guide.")
     return MeasureCorrelation(measure, score, n, missing, rho, tau, pearson, p_value, _quartiles(x, y), evidence,
-                              _sentence(measure, score, n, unit, rho, p_value, evidence, None), degenerate)
+                              sentence, degenerate)
 
 
 def _agreement(values: dict[str, np.ndarray]) -> dict[str, dict[str, float | None]]:

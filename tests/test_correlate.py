@@ -168,6 +168,26 @@ def test_partial_scores_are_counted_not_hidden(scan_dir: Path) -> None:
                                "not in the correlation"]
 
 
+def test_a_rare_flag_says_its_interval_is_unreliable(scan_dir: Path, tmp_path: Path) -> None:
+    from probe import correlate
+
+    ids, coverage = _coverage(scan_dir)
+    table = pq.read_table(scan_dir / "examples.parquet")
+    rare = np.zeros(EXAMPLES, dtype=bool)
+    rare[np.argsort(coverage)[-3:]] = True  # the scan's copy flags only its three most covered examples
+    column = table.schema.get_field_index("contaminated_default")
+    (tmp_path / "rare").mkdir()
+    pq.write_table(table.set_column(column, "contaminated_default", pa.array(rare)),
+                   tmp_path / "rare" / "examples.parquet")
+    (tmp_path / "rare" / "summary.json").write_bytes((scan_dir / "summary.json").read_bytes())
+    scores = [{"id": i, "correct": int(c > 0.5)} for i, c in zip(ids, coverage, strict=True)]  # SYNTHETIC
+    result = correlate(tmp_path / "rare", scores, measures=["contaminated_default"], bootstrap=50, permutations=50)
+    (c,) = result.correlations
+    assert f"Only 3 of the {EXAMPLES} examples have contaminated_default = 1: too few for the interval" in c.sentence
+    common = correlate(scan_dir, scores, measures=["coverage"], bootstrap=20, permutations=20).correlations[0]
+    assert "too few for the interval" not in common.sentence
+
+
 def test_a_constant_measure_says_so(scan_dir: Path) -> None:
     from probe import correlate
 
