@@ -20,7 +20,7 @@ import typing as _typing
 if _typing.TYPE_CHECKING:  # the names as type checkers and IDEs see them; at run time they load lazily
     from probe.check import CheckLimits, CheckResult, check_dataset
     from probe.config import BuildConfig, TextSpec
-    from probe.correlate import CorrelationResult, MeasureCorrelation, correlate
+    from probe.correlation import CorrelationResult, MeasureCorrelation, correlate
     from probe.definitions import Definition, register_definition
     from probe.diff import DiffResult, diff_scans
     from probe.errors import (
@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     "open_index": "probe.index.reader",
     "scan_dataset": "probe.scan",
     "check_dataset": "probe.check",
-    "correlate": "probe.correlate",
+    "correlate": "probe.correlation",
     "diff_scans": "probe.diff",
     # configuration
     "TextSpec": "probe.config",
@@ -70,8 +70,8 @@ _EXPORTS: dict[str, str] = {
     "GateResult": "probe.gate",
     "CheckResult": "probe.check",
     "ScanSummary": "probe.scan_output",
-    "CorrelationResult": "probe.correlate",
-    "MeasureCorrelation": "probe.correlate",
+    "CorrelationResult": "probe.correlation",
+    "MeasureCorrelation": "probe.correlation",
     "DiffResult": "probe.diff",
     # extending a scan: contamination definitions and measures are registries
     "Definition": "probe.definitions",

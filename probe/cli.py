@@ -772,7 +772,7 @@ def correlate_command(scans: tuple[Path, ...], scores_path: Path, score_columns:
     sentence per measure saying whether there is evidence. Exit 0 whatever the finding;
     3 for a score file that does not join (unmatched or repeated ids, non-numeric scores).
     """
-    from probe.correlate import correlate, write_correlation
+    from probe.correlation import correlate, write_correlation
     from probe.report.terminal import make_console, safe_text
 
     result = correlate(scans, scores_path, score_columns=score_columns or None, measures=measures or None,

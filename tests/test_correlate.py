@@ -132,6 +132,9 @@ def test_several_model_columns_default_measures_and_agreement(scan_dir: Path, tm
     assert agreement["coverage"]["whole_token_coverage_8"] == agreement["whole_token_coverage_8"]["coverage"] > 0.9
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # JSON-safe: no NaN anywhere
     assert data["schema_version"] == 1 and data["n"] == EXAMPLES
+    assert CorrelationResult.from_dict(data) == result
+    with pytest.raises(ConfigError, match="schema_version 2"):
+        CorrelationResult.from_dict({**data, "schema_version": 2})
 
 
 def test_unmatched_duplicate_and_non_numeric_scores_are_errors(scan_dir: Path, tmp_path: Path) -> None:
@@ -275,7 +278,7 @@ def test_cli_exit_codes(scan_dir: Path, tmp_path: Path) -> None:
 
 def test_html_escapes_names(scan_dir: Path) -> None:
     from probe import correlate
-    from probe.correlate import render_correlation_html, render_correlation_markdown
+    from probe.correlation import render_correlation_html, render_correlation_markdown
 
     ids, _ = _coverage(scan_dir)
     evil = "<script>alert(1)</script>"

@@ -128,6 +128,25 @@ class CorrelationResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorrelationResult:
+        """A ``correlation.json`` read back; ConfigError for a schema version this probe does not know."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ConfigError(f"correlation.json schema_version {version!r}: this probe reads {SCHEMA_VERSION}")
+
+        def estimate(e: dict[str, Any] | None) -> Estimate | None:
+            return None if e is None else Estimate(**e)
+
+        correlations = [
+            MeasureCorrelation(**{**c, "spearman": estimate(c["spearman"]), "kendall": estimate(c["kendall"]),
+                                  "pearson": estimate(c.get("pearson")),
+                                  "quartiles": [QuartileBin(**q) for q in c["quartiles"]]})
+            for c in data["correlations"]]
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "correlations": correlations,
+                      "datasets": [DatasetPoint(**d) for d in data.get("datasets", [])]})
+
     def sentences(self) -> list[str]:
         return [c.sentence for c in self.correlations]
 
