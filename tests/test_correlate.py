@@ -187,6 +187,8 @@ def test_a_rare_flag_says_its_interval_is_unreliable(scan_dir: Path, tmp_path: P
     result = correlate(tmp_path / "rare", scores, measures=["contaminated_default"], bootstrap=50, permutations=50)
     (c,) = result.correlations
     assert f"Only 3 of the {EXAMPLES} examples have contaminated_default = 1: too few for the interval" in c.sentence
+    assert [(q.low, q.high, q.count) for q in c.quartiles] == [(0.0, 0.0, EXAMPLES - 3), (1.0, 1.0, 3)]
+    assert c.quartiles[1].mean_score == 1.0  # the three most covered examples are all "correct"
     common = correlate(scan_dir, scores, measures=["coverage"], bootstrap=20, permutations=20).correlations[0]
     assert "too few for the interval" not in common.sentence
 
@@ -261,6 +263,7 @@ def test_cli_writes_json_md_and_html(scan_dir: Path, tmp_path: Path) -> None:
     assert data["mode"] == "example" and data["correlations"][0]["measure"] == "coverage"
     html = (out / "correlation.html").read_text(encoding="utf-8")
     assert "<svg" in html and "<script" not in html and "http" not in html.split("</style>", 1)[1]
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html  # like report.html
     assert "Spearman" in (out / "correlation.md").read_text(encoding="utf-8")
     as_json = run("correlate", scan_dir, "--scores", scores, "--out", tmp_path / "o2", "--measure", "coverage",
                   "--bootstrap", "20", "--permutations", "20", "--format", "json")
