@@ -20,7 +20,9 @@ import typing as _typing
 if _typing.TYPE_CHECKING:  # the names as type checkers and IDEs see them; at run time they load lazily
     from probe.check import CheckLimits, CheckResult, check_dataset
     from probe.config import BuildConfig, TextSpec
+    from probe.correlation import CorrelationResult, MeasureCorrelation, correlate
     from probe.definitions import Definition, register_definition
+    from probe.diff import DiffResult, diff_scans
     from probe.errors import (
         ConfigError,
         ExitCode,
@@ -53,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "open_index": "probe.index.reader",
     "scan_dataset": "probe.scan",
     "check_dataset": "probe.check",
+    "correlate": "probe.correlation",
+    "diff_scans": "probe.diff",
     # configuration
     "TextSpec": "probe.config",
     "BuildConfig": "probe.config",
@@ -66,6 +70,9 @@ _EXPORTS: dict[str, str] = {
     "GateResult": "probe.gate",
     "CheckResult": "probe.check",
     "ScanSummary": "probe.scan_output",
+    "CorrelationResult": "probe.correlation",
+    "MeasureCorrelation": "probe.correlation",
+    "DiffResult": "probe.diff",
     # extending a scan: contamination definitions and measures are registries
     "Definition": "probe.definitions",
     "register_definition": "probe.definitions",
@@ -94,8 +101,10 @@ __all__ = [
     "CheckLimits",
     "CheckResult",
     "ConfigError",
+    "CorrelationResult",
     "DatasetOptions",
     "Definition",
+    "DiffResult",
     "ExitCode",
     "GateResult",
     "IndexFormatError",
@@ -105,6 +114,7 @@ __all__ = [
     "IndexWriteError",
     "InputError",
     "Measure",
+    "MeasureCorrelation",
     "NothingAssessableError",
     "ProbeError",
     "ProbeIndexError",
@@ -119,6 +129,8 @@ __all__ = [
     "__version__",
     "build_index",
     "check_dataset",
+    "correlate",
+    "diff_scans",
     "open_index",
     "register_definition",
     "register_measure",

@@ -69,8 +69,12 @@ class CheckLimits:
     max_contaminated: int | Fraction | None = None
     # a mean token coverage of the target field below this fraction in [0, 1] fails
     min_coverage: float | None = None
-    # more example ids newly contaminated since the baseline scan than this fail (needs a baseline)
+    # more existing example ids (ids the baseline has) newly contaminated since the baseline scan than this
+    # fail (needs a baseline)
     max_new_contaminated: int | None = None
+    # max_new_contaminated also counts contaminated new rows (ids absent from the baseline); off by default,
+    # since adding a row is reported apart from an existing row turning contaminated
+    count_new_rows: bool = False
 
     def __post_init__(self) -> None:
         limit = self.max_contaminated
@@ -89,20 +93,24 @@ class CheckLimits:
         new = self.max_new_contaminated
         if new is not None and (not isinstance(new, int) or isinstance(new, bool) or new < 0):
             raise ConfigError(f"max_new_contaminated must be an int >= 0, got {new!r}")
+        if not isinstance(self.count_new_rows, bool):
+            raise ConfigError(f"count_new_rows must be True or False, got {self.count_new_rows!r}")
+        if self.count_new_rows and new is None:
+            raise ConfigError("count_new_rows counts new rows against max_new_contaminated: give that limit too")
 
     @classmethod
     def gate_by_default(cls, max_contaminated: int | Fraction | None = None, min_coverage: float | None = None,
-                        max_new_contaminated: int | None = None) -> CheckLimits:
+                        max_new_contaminated: int | None = None, count_new_rows: bool = False) -> CheckLimits:
         """The limits as ``probe check`` reads them: with no limit given at all, fail on any contaminated
         example (``max_contaminated=0``), so a bare check is a strict gate; once any limit is given, only
         the limits given apply (a coverage floor alone gates on coverage alone)."""
         if max_contaminated is None and min_coverage is None and max_new_contaminated is None:
             max_contaminated = 0
-        return cls(max_contaminated, min_coverage, max_new_contaminated)
+        return cls(max_contaminated, min_coverage, max_new_contaminated, count_new_rows)
 
     @classmethod
     def parse(cls, max_contaminated: str | None = None, min_coverage: str | None = None,
-              max_new_contaminated: int | None = None) -> CheckLimits:
+              max_new_contaminated: int | None = None, count_new_rows: bool = False) -> CheckLimits:
         """Limits from their text forms (``"0"``, ``"1%"``; ``"0.2"``, ``"20%"``), with
         :meth:`gate_by_default`'s rule. ConfigError names the limit and the value."""
         try:
@@ -113,7 +121,7 @@ class CheckLimits:
             coverage = parse_min_coverage(min_coverage) if min_coverage is not None else None
         except ConfigError as e:
             raise ConfigError(f"min_coverage: {e}") from None
-        return cls.gate_by_default(count, coverage, max_new_contaminated)
+        return cls.gate_by_default(count, coverage, max_new_contaminated, count_new_rows)
 
 
 @dataclass
@@ -140,8 +148,10 @@ def check_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Pat
     The reports (and ``gate.json``) are written whether or not the gate passes: a failed
     check is a result (``CheckResult.passed`` is False), not an exception, so the caller
     decides what failing means. ``baseline`` is the ``summary.json`` (or report directory)
-    of an earlier scan: newly contaminated and newly covered ids are listed, and
-    ``limits.max_new_contaminated`` counts against it. ``out_dir=None`` writes into a new
+    of an earlier scan: regressions (existing ids newly contaminated), newly covered ids
+    and new rows (ids absent from the baseline) are listed apart, and
+    ``limits.max_new_contaminated`` counts regressions (plus contaminated new rows with
+    ``limits.count_new_rows``). ``out_dir=None`` writes into a new
     temporary directory, kept so that the result's paths stay valid (``CheckResult.out_dir``).
     Everything the caller asked for is validated before the scan starts.
     """

@@ -675,10 +675,14 @@ def report(report_dir: Path, definition: str, junit_per_example: bool) -> None:
               help="Fail when the mean token coverage of the target field is BELOW this fraction (0.2) or "
                    "percentage (20%). Exactly at the limit passes.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
-              help="summary.json of an earlier scan (e.g. reports/main/summary.json): list newly "
-                   "contaminated and newly covered example ids.")
+              help="summary.json of an earlier scan (e.g. reports/main/summary.json): list existing ids newly "
+                   "contaminated or newly covered, and new rows (ids absent from the baseline) apart.")
 @click.option("--max-new-contaminated", type=click.IntRange(min=0), default=None,
-              help="With --baseline: fail when more than K example ids are newly contaminated.")
+              help="With --baseline: fail when more than K existing example ids (ids the baseline has) are "
+                   "newly contaminated.")
+@click.option("--count-new-rows", is_flag=True,
+              help="With --max-new-contaminated: count contaminated new rows (ids absent from the baseline) "
+                   "against the limit too.")
 @junit_per_example_option
 @dataset_options
 @silent_option
@@ -686,7 +690,7 @@ def report(report_dir: Path, definition: str, junit_per_example: bool) -> None:
 @handle_errors
 def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str, max_contaminated: str | None,
           min_coverage: str | None, baseline: Path | None, max_new_contaminated: int | None,
-          junit_per_example: bool, silent: bool, output_format: str, **kwargs: Any) -> None:
+          count_new_rows: bool, junit_per_example: bool, silent: bool, output_format: str, **kwargs: Any) -> None:
     """Scan DATASET against --index, write the reports, and gate: exit 1 when a threshold fails.
 
     With no threshold option, any contaminated example fails (--max-contaminated 0).
@@ -703,9 +707,11 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
     )
 
     # option errors first, before any work
+    if count_new_rows and max_new_contaminated is None:
+        raise click.UsageError("--count-new-rows counts new rows against --max-new-contaminated: give it too")
     limits = CheckLimits.gate_by_default(
         _parsed(parse_max_contaminated, max_contaminated, "--max-contaminated"),
-        _parsed(parse_min_coverage, min_coverage, "--min-coverage"), max_new_contaminated)
+        _parsed(parse_min_coverage, min_coverage, "--min-coverage"), max_new_contaminated, count_new_rows)
     config = _scan_config(**_config_kwargs(kwargs))
     from probe.definitions import definition_names
 
@@ -730,10 +736,27 @@ def check(dataset: Path, index_dir: Path, out_dir: Path | None, definition: str,
             render_scan_summary(result.scan.summary, definition=definition)
             render_flagged(result.report)
             render_gate(gate.to_dict())
+            _render_new_rows(gate)
         click.echo("wrote " + ", ".join(str(p) for p in result.reports.values()))
     _warn_unreadable_documents(result.scan.summary)
     if not result.passed:
         raise ThresholdExceeded("gate failed: " + "; ".join(gate.reasons))
+
+
+def _render_new_rows(gate: Any, id_limit: int = 20) -> None:
+    """The baseline diff's new rows (ids absent from the baseline), apart from the regressions."""
+    from probe.report.terminal import make_console, safe_text
+
+    if not gate.baseline:
+        return
+    console = make_console()
+    counted = "counted against --max-new-contaminated" if gate.new_rows_counted else "not counted"
+    for label, count, ids in (("new rows (ids not in the baseline)", gate.new_rows_count, gate.new_rows_ids),
+                              (f"new rows contaminated ({counted})", gate.new_rows_contaminated_count,
+                               gate.new_rows_contaminated_ids)):
+        shown = ", ".join(safe_text(i, 40) for i in ids[:id_limit])
+        more = f", … {count - min(id_limit, len(ids)):,} more" if count > min(id_limit, len(ids)) else ""
+        console.print(f"  {label}: {count:,}" + (f": {shown}{more}" if count else ""))
 
 
 def _parsed(parse: Callable[[str], Any], text: str | None, flag: str) -> Any:
@@ -744,6 +767,108 @@ def _parsed(parse: Callable[[str], Any], text: str | None, flag: str) -> Any:
         return parse(text)
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint=flag) from None
+
+
+def _warned_and_emitted(result: Any, output_format: str) -> bool:
+    """A result's warnings on stderr; with --format json, the result itself on stdout (True: nothing more)."""
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if output_format == "json":
+        _emit_json(result.to_dict())
+        return True
+    return False
+
+
+@main.command("correlate")
+@click.argument("scans", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Eval results (JSONL, CSV/TSV, Parquet): `id` or `row` per example (one scan), or `dataset` "
+                   "per scan (several), plus numeric score columns (`correct` 0/1, `score`, one per model...).")
+@click.option("--score-column", "score_columns", multiple=True,
+              help="Score column to correlate (repeatable) [default: every column but the key].")
+@click.option("--measure", "measures", multiple=True,
+              help="examples.parquet column to correlate (repeatable) [default: coverage, the target field's "
+                   "n-gram metrics and longest match, contaminated_default, other measures' columns].")
+@click.option("--bootstrap", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples for the confidence intervals.")
+@click.option("--permutations", type=int, default=1000, show_default=True,
+              help="Permutations for Spearman's p-value (0 = none).")
+@click.option("--confidence", type=float, default=0.95, show_default=True, help="Confidence level of the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling (reproducible runs).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where correlation.json/.md/.html go [default: the scan directory; with several scans, the "
+                   "first one's parent].")
+@format_option
+@handle_errors
+def correlate_command(scans: tuple[Path, ...], scores_path: Path, score_columns: tuple[str, ...],
+                      measures: tuple[str, ...], bootstrap: int, permutations: int, confidence: float, seed: int,
+                      out_dir: Path | None, output_format: str) -> None:
+    """Does coverage predict performance? Correlate SCANS' measures with eval scores.
+
+    One scan and per-example scores: each measure column against each score column. Several
+    scans and one score per dataset: each dataset-level aggregate (mean coverage, share seen,
+    share contaminated, means of the measures). Spearman and Kendall (and Pearson) with
+    bootstrap intervals, a permutation p-value, the score by measure quartile, and one
+    sentence per measure saying whether there is evidence. Exit 0 whatever the finding;
+    3 for a score file that does not join (unmatched or repeated ids, non-numeric scores).
+    """
+    from probe.correlation import correlate, write_correlation
+    from probe.report.terminal import make_console, safe_text
+
+    result = correlate(scans, scores_path, score_columns=score_columns or None, measures=measures or None,
+                       bootstrap=bootstrap, permutations=permutations, confidence=confidence, seed=seed)
+    first = scans[0].parent if scans[0].name == "summary.json" else scans[0]
+    target = out_dir or (first if len(scans) == 1 else first.parent)
+    written = write_correlation(result, target)
+    if _warned_and_emitted(result, output_format):
+        return
+    console = make_console()
+    unit = "examples" if result.mode == "example" else "datasets"
+    console.print(f"correlate ({result.mode}): {result.n:,} {unit}, {len(result.measures)} measure(s), "
+                  f"{len(result.score_columns)} score column(s)")
+    for sentence in result.sentences():
+        console.print("  " + safe_text(sentence, 400))
+    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+@main.command("diff")
+@click.argument("old_scan", type=click.Path(path_type=Path))
+@click.argument("new_scan", type=click.Path(path_type=Path))
+@click.option("--definition", default="default", show_default=True,
+              help="Contamination definition whose flags are compared.")
+@click.option("--limit", "row_limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Changed rows listed in the text output (--format json lists all).")
+@format_option
+@handle_errors
+def diff_command(old_scan: Path, new_scan: Path, definition: str, row_limit: int, output_format: str) -> None:
+    """Compare two scans of a dataset (report directories) example by example, matched by id.
+
+    Per group: rows added and removed, newly contaminated, no longer contaminated, became
+    covered (verdict seen) or uncovered, coverage changed; then exactly the changed rows.
+    Reads only the two scans' summary.json and examples.parquet. Exit 0 whatever changed.
+    """
+    from probe.diff import CHANGE_KINDS, diff_scans
+    from probe.report.terminal import make_console, safe_text
+
+    result = diff_scans(old_scan, new_scan, definition=definition)
+    if _warned_and_emitted(result, output_format):
+        return
+    console = make_console()
+    totals = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.totals.items())
+    console.print(f"{result.old_examples:,} → {result.new_examples:,} examples, {result.matched:,} matched by id, "
+                  f"{result.changed:,} changed: {totals}")
+    for group, g in result.groups.items():
+        if any(g.changes.values()):
+            counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in g.changes.items() if v)
+            console.print(f"  group {safe_text(group or '(none)', 60)}: {counts}")
+    for change in result.changes[:row_limit]:
+        kinds = ", ".join(k.replace("_", " ") for k in change.kinds if k in CHANGE_KINDS)
+        rows = f"row {change.old_row if change.old_row is not None else '—'} → " \
+               f"{change.new_row if change.new_row is not None else '—'}"
+        verdicts = f"{change.old_verdict or '—'} → {change.new_verdict or '—'}"
+        console.print(f"  {safe_text(change.id, 40)} ({rows}): {kinds}; verdict {verdicts}")
+    if len(result.changes) > row_limit:
+        console.print(f"  … {len(result.changes) - row_limit:,} more (--format json lists all)")
 
 
 @main.command("demo")

@@ -11,13 +11,18 @@ limit is *inclusive*: a value exactly at the limit passes):
 - ``min_coverage`` ``F`` (0 <= F <= 1): fails when the mean token coverage of the
   target field (``summary.coverage["<target>.surface"].mean``: share of tokens inside a
   matched n-gram at the smallest n, averaged over all examples) is **less than** F.
-- ``max_new_contaminated`` ``K`` (with a baseline): fails when more than K example
-  ids are contaminated now but were not in the baseline run (ids absent from the
-  baseline count as new).
+- ``max_new_contaminated`` ``K`` (with a baseline): fails when more than K *existing*
+  example ids (ids the baseline run has) are contaminated now but were not in the
+  baseline run: regressions. Ids absent from the baseline are *new rows*, reported
+  apart (how many, how many of them contaminated) and counted against K only with
+  ``count_new_rows``: a pull request that adds a row is not the same event as one
+  that makes an existing row contaminated (a changed corpus, a rewritten item).
 
 The baseline is the report directory of an earlier scan (given as the path of its
-``summary.json``); examples are matched by ``id``. "Newly covered" ids are those
-whose verdict is ``seen`` now and was not in the baseline (informational).
+``summary.json``); examples are matched by ``id`` (a dataset without an id column
+has content-hash ids, so inserting a row does not renumber the rest). "Newly
+covered" ids are existing ids whose verdict is ``seen`` now and was not in the
+baseline (informational).
 """
 
 from __future__ import annotations
@@ -56,10 +61,16 @@ class GateResult:
     reasons: list[str] = field(default_factory=list)  # one line per failed check
     warnings: list[str] = field(default_factory=list)
     baseline: str | None = None
+    # regressions: ids the baseline has, contaminated now and not there (first DIFF_ID_LIMIT, dataset order)
     new_contaminated_count: int = 0
-    new_contaminated_ids: list[str] = field(default_factory=list)  # first DIFF_ID_LIMIT, dataset order
-    newly_covered_count: int = 0
+    new_contaminated_ids: list[str] = field(default_factory=list)
+    newly_covered_count: int = 0  # ids the baseline has, verdict seen now and not there
     newly_covered_ids: list[str] = field(default_factory=list)
+    new_rows_count: int = 0  # ids absent from the baseline
+    new_rows_ids: list[str] = field(default_factory=list)
+    new_rows_contaminated_count: int = 0  # of those, contaminated now
+    new_rows_contaminated_ids: list[str] = field(default_factory=list)
+    new_rows_counted: bool = False  # whether max_new_contaminated counted the contaminated new rows too
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,12 +129,18 @@ def evaluate_gate(summary: ScanSummary, limits: CheckLimits, definition: str = "
         _baseline_diff(result, summary, definition, Path(baseline_summary_path), examples_path,
                        baseline_examples_path)
         if limits.max_new_contaminated is not None:
-            ok = result.new_contaminated_count <= limits.max_new_contaminated
+            counted = result.new_contaminated_count
+            what = "existing example(s) newly contaminated"
+            if limits.count_new_rows:
+                counted += result.new_rows_contaminated_count
+                what = (f"newly contaminated example(s) ({result.new_contaminated_count:,} existing, "
+                        f"{result.new_rows_contaminated_count:,} new rows)")
+            result.new_rows_counted = limits.count_new_rows
+            ok = counted <= limits.max_new_contaminated
             result.checks.append(GateCheck("max_new_contaminated", str(limits.max_new_contaminated),
-                                           str(result.new_contaminated_count), ok))
+                                           str(counted), ok))
             if not ok:
-                result.reasons.append(f"{result.new_contaminated_count:,} newly contaminated example(s) "
-                                      f"> the limit of {limits.max_new_contaminated:,}")
+                result.reasons.append(f"{counted:,} {what} > the limit of {limits.max_new_contaminated:,}")
     result.passed = not result.reasons
     return result
 
@@ -168,22 +185,32 @@ def _baseline_diff(result: GateResult, summary: ScanSummary, definition: str, ba
     if definition not in base_summary.contaminated:
         raise ConfigError(f"baseline {baseline_path}: definition {definition!r} was not computed there")
     col = f"contaminated_{definition}"
+    base_ids = set(_ids_where(base_examples, None, None))
+    new_rows = [i for i in _ids_where(Path(examples_path), None, None) if i not in base_ids]
     now_flagged = _ids_where(Path(examples_path), col, None)
     base_flagged = set(_ids_where(base_examples, col, None))
-    new = [i for i in now_flagged if i not in base_flagged]
+    regressed = [i for i in now_flagged if i in base_ids and i not in base_flagged]
+    new_flagged = [i for i in now_flagged if i not in base_ids]
     now_seen = _ids_where(Path(examples_path), "verdict", "seen")
     base_seen = set(_ids_where(base_examples, "verdict", "seen"))
-    covered = [i for i in now_seen if i not in base_seen]
-    result.new_contaminated_count, result.new_contaminated_ids = len(new), new[:DIFF_ID_LIMIT]
+    covered = [i for i in now_seen if i in base_ids and i not in base_seen]
+    result.new_contaminated_count, result.new_contaminated_ids = len(regressed), regressed[:DIFF_ID_LIMIT]
     result.newly_covered_count, result.newly_covered_ids = len(covered), covered[:DIFF_ID_LIMIT]
+    result.new_rows_count, result.new_rows_ids = len(new_rows), new_rows[:DIFF_ID_LIMIT]
+    result.new_rows_contaminated_count = len(new_flagged)
+    result.new_rows_contaminated_ids = new_flagged[:DIFF_ID_LIMIT]
 
 
-def _ids_where(path: Path, column: str, equals: str | None) -> list[str]:
-    """Ids (dataset order, unique) of rows where ``column`` is true (or equals ``equals``)."""
+def _ids_where(path: Path, column: str | None, equals: str | None) -> list[str]:
+    """Ids (dataset order, unique) of rows where ``column`` is true (or equals ``equals``); every id
+    when ``column`` is None."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    expr = pc.field(column) == equals if equals is not None else pc.field(column) == True  # noqa: E712
+    if column is None:
+        expr = None
+    else:
+        expr = pc.field(column) == equals if equals is not None else pc.field(column) == True  # noqa: E712
     try:
         table = pq.read_table(path, columns=["id"], filters=expr)
     except FileNotFoundError:

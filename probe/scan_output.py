@@ -52,6 +52,13 @@ class DatasetInfo:
     kind: str = "train"  # "train" (fine-tuning data) or "eval" (a benchmark): what the outcomes ask you to do
     kind_guessed: bool = False  # guessed from the path (ScanConfig.dataset_kind "auto")
 
+    @property
+    def has_id_column(self) -> bool:
+        """Whether example ids come from a column of the dataset (else: content hashes or record numbers)."""
+        from probe.sources.dataset_model import CONTENT_HASH_ID_FIELD
+
+        return self.id_field not in (None, CONTENT_HASH_ID_FIELD)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str) -> DatasetInfo:
         w = "dataset."

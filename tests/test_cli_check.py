@@ -208,6 +208,7 @@ def test_check_limits_parse() -> None:
     assert CheckLimits.parse("1.5%") == CheckLimits(max_contaminated=Fraction(3, 2))
     assert CheckLimits.parse(min_coverage="20%") == CheckLimits(min_coverage=0.2)
     assert CheckLimits.parse("3", "0.5", 2) == CheckLimits(3, 0.5, 2)
+    assert CheckLimits.parse("3", "0.5", 2, True) == CheckLimits(3, 0.5, 2, count_new_rows=True)
     with pytest.raises(ConfigError, match="max_contaminated: expected a count") as info:
         CheckLimits.parse("1e3")
     assert "--" not in str(info.value)
@@ -224,23 +225,77 @@ def test_check_dataset_refuses_before_scanning(env: dict[str, Path], tmp_path: P
 
 
 # ------------------------------------------------------------------ baseline diff
-def test_baseline_lists_new_ids(env: dict[str, Path], tmp_path: Path) -> None:
+def test_baseline_reports_new_rows_apart_and_counts_them_only_when_asked(env: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
     assert check(env, "clean", tmp_path / "main").exit_code == 0
+    baseline = tmp_path / "main" / "summary.json"
+    # d1 is a new row (its id is not in the baseline): reported, but not a regression of an existing id
+    result = check(env, "dirty", tmp_path / "pr", "--max-contaminated", "100%", "--baseline", baseline,
+                   "--max-new-contaminated", "0", "--format", "json")
+    assert result.exit_code == 0, result.output
+    gate = json.loads(result.stdout)["gate"]
+    assert (gate["new_contaminated_count"], gate["new_contaminated_ids"], gate["newly_covered_ids"]) == (0, [], [])
+    assert (gate["new_rows_count"], gate["new_rows_ids"]) == (1, ["d1"])
+    assert (gate["new_rows_contaminated_count"], gate["new_rows_contaminated_ids"]) == (1, ["d1"])
+    assert gate["new_rows_counted"] is False
+    # --count-new-rows: the contaminated new row counts against the limit
+    counted = check(env, "dirty", tmp_path / "pr2", "--max-contaminated", "100%", "--baseline", baseline,
+                    "--max-new-contaminated", "0", "--count-new-rows")
+    assert counted.exit_code == 1, counted.output
+    assert "1 newly contaminated example(s) (0 existing, 1 new rows) > the limit of 0" in counted.stderr
+    assert "new rows (ids not in the baseline): 1: d1" in counted.stdout
+    assert "new rows contaminated (counted against --max-new-contaminated): 1: d1" in counted.stdout
+    assert "newly contaminated: 0" in counted.stdout
+    same = check(env, "dirty", tmp_path / "main", "--baseline", baseline)
+    assert same.exit_code == 2 and "overwrite" in same.stderr  # the scan would replace its own baseline
+
+
+def test_baseline_regression_of_an_existing_id_fails(env: dict[str, Path], tmp_path: Path) -> None:
+    """An id the baseline has as clean, contaminated now (its text changed): a regression, always counted."""
+    main_data = _jsonl(tmp_path / "main.jsonl", [*CLEAN, {**DIRTY, "output": CLEAN[0]["output"]}])
+    assert run("check", main_data, "--index", env["index"], "--out", tmp_path / "main").exit_code == 0
     result = check(env, "dirty", tmp_path / "pr", "--max-contaminated", "100%", "--baseline",
                    tmp_path / "main" / "summary.json", "--max-new-contaminated", "0", "--format", "json")
     assert result.exit_code == 1, result.output
-    data = json.loads(result.stdout)
-    assert data["passed"] is False
-    assert data["gate"]["new_contaminated_ids"] == ["d1"]
-    assert data["gate"]["newly_covered_ids"] == ["d1"]
-    assert "newly contaminated" in result.stderr
+    gate = json.loads(result.stdout)["gate"]
+    assert (gate["new_contaminated_count"], gate["new_contaminated_ids"]) == (1, ["d1"])
+    assert gate["newly_covered_ids"] == ["d1"] and gate["new_rows_count"] == 0
+    assert "1 existing example(s) newly contaminated > the limit of 0" in result.stderr
     text = check(env, "dirty", tmp_path / "pr2", "--max-contaminated", "100%", "--baseline",
                  tmp_path / "main" / "summary.json", "--max-new-contaminated", "1")
     assert text.exit_code == 0, text.output
     assert "newly contaminated: 1: d1" in text.stdout
     assert "d1" in (tmp_path / "pr2" / "report.md").read_text()
-    same = check(env, "dirty", tmp_path / "main", "--baseline", tmp_path / "main" / "summary.json")
-    assert same.exit_code == 2 and "overwrite" in same.stderr  # the scan would replace its own baseline
+
+
+def test_count_new_rows_needs_the_limit(env: dict[str, Path], tmp_path: Path) -> None:
+    from probe import CheckLimits, ConfigError
+
+    result = check(env, "dirty", tmp_path / "pr", "--count-new-rows")
+    assert result.exit_code == 2 and "--max-new-contaminated" in result.stderr
+    assert not (tmp_path / "pr").exists()
+    with pytest.raises(ConfigError, match="count_new_rows") as info:
+        CheckLimits(count_new_rows=True)
+    assert "--" not in str(info.value)
+    assert CheckLimits.parse(max_new_contaminated=0, count_new_rows=True).count_new_rows is True
+
+
+def test_inserting_a_row_at_the_top_of_an_id_less_dataset_is_one_new_row(env: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """Issue 17: without an id column, one clean row inserted at the top shifted every row-number id, and
+    `--max-new-contaminated 0` failed on an example that was contaminated on main too."""
+    rows = [{k: v for k, v in r.items() if k != "id"} for r in (*CLEAN, DIRTY)]
+    main_data = _jsonl(tmp_path / "main.jsonl", rows)
+    pr_data = _jsonl(tmp_path / "pr.jsonl", [{"instruction": "Name three colours of the rainbow.", "input": "",
+                                              "output": "Red, green and violet are three of them."}, *rows])
+    assert run("check", main_data, "--index", env["index"], "--out", tmp_path / "main",
+               "--max-contaminated", "1").exit_code == 0
+    result = run("check", pr_data, "--index", env["index"], "--out", tmp_path / "pr", "--baseline",
+                 tmp_path / "main" / "summary.json", "--max-new-contaminated", "0", "--count-new-rows",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    gate = json.loads(result.stdout)["gate"]
+    assert (gate["new_contaminated_count"], gate["new_rows_count"], gate["new_rows_contaminated_count"]) == (0, 1, 0)
 
 
 # ------------------------------------------------------------------ probe report

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probe.errors import ConfigError, InputError, NothingAssessableError
+from probe.sources.dataset_model import CONTENT_HASH_ID_FIELD
 from probe.sources.datasets import (
     DEFAULT_TEMPLATE_MARKERS,
     FIELDS,
@@ -20,10 +21,14 @@ from probe.sources.datasets import (
     DatasetOptions,
     DatasetReadStats,
     Example,
+    content_id,
     detect_schema,
     read_examples,
     strip_template_markers,
 )
+
+# the content-hash id of {"text": "same words"} (instruction "same words", no group): pinned on purpose
+PINNED_SAME_WORDS_ID = "9a9810351e13ca79"
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -213,8 +218,10 @@ def test_flat_schema_in_every_format(tmp_path: Path, schema: str, fmt: str) -> N
     assert (stats.records, stats.examples, stats.skipped) == (len(records), len(records), 0)
     assert examples[0].fields == first_fields
     assert [e.row for e in examples] == list(range(len(records)))
-    # without an id column the id is the 0-based row, like `row` (was 1-based: "id 4248 … row 4,247")
-    assert [e.id for e in examples] == [str(e.row) for e in examples] == [str(i) for i in range(len(records))]
+    # without an id column the id is a hash of the example's content (stable when rows move); `row` stays
+    assert stats.schema.id_field == CONTENT_HASH_ID_FIELD
+    assert [e.id.partition("-")[0] for e in examples] == [content_id(e) for e in examples]
+    assert len({e.id for e in examples}) == len(examples)  # identical records are numbered, ids stay unique
 
 
 @pytest.mark.parametrize("fmt", NESTED_FORMATS)
@@ -397,7 +404,34 @@ def test_ids_and_groups_detected_and_overridden(tmp_path: Path) -> None:
 def test_group_needs_few_values_and_id_needs_unique_values(tmp_path: Path) -> None:
     records = [{"id": "same", "task": f"task{i:03d}", "text": "x y z"} for i in range(10)]
     detected = detect_schema(write(tmp_path, "jsonl", records), DatasetOptions())
-    assert (detected.id_field, detected.group_field) == (None, None)
+    assert (detected.id_field, detected.group_field) == (CONTENT_HASH_ID_FIELD, None)
+
+
+def test_content_hash_ids_survive_an_inserted_row(tmp_path: Path) -> None:
+    """Issue 17 item 5: inserting one row at the top must not shift every other example's id."""
+    records = [{"instruction": f"Say {i}", "output": f"{i}"} for i in range(5)]
+    before, _ = read_all(write(tmp_path, "jsonl", records, name="a"))
+    after, stats = read_all(write(tmp_path, "jsonl", [{"instruction": "new", "output": "row"}, *records], name="b"))
+    assert stats.schema is not None and stats.schema.id_field == CONTENT_HASH_ID_FIELD
+    assert [e.id for e in after[1:]] == [e.id for e in before]
+    assert [e.row for e in after[1:]] == [e.row + 1 for e in before]  # `row` is still the position
+    assert all(len(e.id) == 16 and int(e.id, 16) >= 0 for e in before)
+
+
+def test_content_hash_ids_pinned_and_duplicates_numbered(tmp_path: Path) -> None:
+    records = [{"text": "same words"}, {"text": "other"}, {"text": "same words"}, {"text": "same words"}]
+    examples, _ = read_all(write(tmp_path, "jsonl", records))
+    base = examples[0].id
+    assert [e.id for e in examples] == [base, examples[1].id, f"{base}-2", f"{base}-3"]
+    # pinned: a change to the hashed form changes every stored baseline's ids, so it must fail loudly
+    assert base == content_id(Example(id="", row=0, group=None, fields=examples[0].fields))
+    assert base == PINNED_SAME_WORDS_ID
+
+
+def test_an_id_column_is_used_as_is_not_hashed(tmp_path: Path) -> None:
+    examples, stats = read_all(write(tmp_path, "jsonl", [{"id": "a1", "text": "x"}, {"id": "b2", "text": "y"}]))
+    assert stats.schema is not None and stats.schema.id_field == "id"
+    assert [e.id for e in examples] == ["a1", "b2"]
 
 
 # --------------------------------------------------------------------------- template stripping

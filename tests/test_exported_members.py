@@ -25,8 +25,10 @@ PINNED = [
     "CheckLimits",
     "CheckResult",
     "ConfigError",
+    "CorrelationResult",
     "DatasetOptions",
     "Definition",
+    "DiffResult",
     "ExitCode",
     "GateResult",
     "IndexFormatError",
@@ -36,6 +38,7 @@ PINNED = [
     "IndexWriteError",
     "InputError",
     "Measure",
+    "MeasureCorrelation",
     "NothingAssessableError",
     "ProbeError",
     "ProbeIndexError",
@@ -50,6 +53,8 @@ PINNED = [
     "__version__",
     "build_index",
     "check_dataset",
+    "correlate",
+    "diff_scans",
     "open_index",
     "register_definition",
     "register_measure",
@@ -142,3 +147,12 @@ def test_version_is_the_installed_one() -> None:
     from importlib.metadata import version
 
     assert probe.__version__ == version("probe")
+
+
+def test_no_public_name_is_also_a_submodule() -> None:
+    """`probe.correlate` the function must not share its name with a module: importing a module
+    `probe.correlate` would set the package attribute to the module and shadow the function."""
+    import importlib.util
+
+    clashes = [name for name in probe._EXPORTS if importlib.util.find_spec(f"probe.{name}") is not None]
+    assert clashes == []

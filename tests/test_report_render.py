@@ -501,14 +501,15 @@ def test_baseline_diff_by_id(tmp_path: Path) -> None:
     base_dir = write_examples(tmp_path / "base", [dict(e, flags=()) if e["id"] == "ex-007" else e for e in base])
     now_dir = write_examples(tmp_path / "now", [*base, dict(base[0], id="ex-new")])
     summary = ScanSummary.from_dict(json.loads((now_dir / "summary.json").read_text()))
-    result = evaluate_gate(summary, CheckLimits(max_new_contaminated=1),
-                           baseline_summary_path=base_dir / "summary.json", examples_path=now_dir / "examples.parquet")
-    assert result.new_contaminated_ids == ["ex-007", "ex-new"]
-    assert result.newly_covered_ids == ["ex-new"]
+    paths = {"baseline_summary_path": base_dir / "summary.json", "examples_path": now_dir / "examples.parquet"}
+    result = evaluate_gate(summary, CheckLimits(max_new_contaminated=0), **paths)
+    # ex-007 is a regression of an existing id; ex-new is a new row, reported apart (issue 17)
+    assert result.new_contaminated_ids == ["ex-007"] and result.newly_covered_ids == []
+    assert result.new_rows_ids == result.new_rows_contaminated_ids == ["ex-new"]
     assert not result.passed and "newly contaminated" in result.reasons[0]
-    ok = evaluate_gate(summary, CheckLimits(max_new_contaminated=2),
-                       baseline_summary_path=base_dir / "summary.json", examples_path=now_dir / "examples.parquet")
-    assert ok.passed  # exactly at the limit
+    assert evaluate_gate(summary, CheckLimits(max_new_contaminated=1), **paths).passed  # exactly at the limit
+    assert not evaluate_gate(summary, CheckLimits(max_new_contaminated=1, count_new_rows=True), **paths).passed
+    assert evaluate_gate(summary, CheckLimits(max_new_contaminated=2, count_new_rows=True), **paths).passed
 
 
 # --------------------------------------------------------------------------- outcomes, titles, order, charts

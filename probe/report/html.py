@@ -440,7 +440,7 @@ def _novel(m: ReportModel) -> str:
             f'{_e(truncate(" / ".join(t for t in i.texts.values()), 300))}</td></tr>' for i in shown)
         body += (f'<h3>First {len(shown):,} examples</h3><table><tr><th>id</th><th>group</th><th class="n">tokens'
                  f'</th><th>text</th></tr>{rows}</table>')
-    elif not s.dataset.id_field and m.novel_ranges:
+    elif not s.dataset.has_id_column and m.novel_ranges:
         # ids are record numbers: runs say it in a line ("1–134, 137–243, ...") where chips would fill a page
         body += (f'<h3>Records (1-based line/row numbers in the dataset)</h3>'
                  f'<p class="ids">{_e(_ranges_text(m))}</p>')

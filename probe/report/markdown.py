@@ -212,7 +212,7 @@ def _novel(m: ReportModel, limit: int) -> list[str]:
         lines += _more(m.todo_groups_total, len(shown_groups))
     if limit <= 0:
         lines.append("See report.html or examples.parquet (`outcome = 'novel'`).")
-    elif not s.dataset.id_field and m.novel_ranges:
+    elif not s.dataset.has_id_column and m.novel_ranges:
         runs = [f"{a:,}" if a == b else f"{a:,}–{b:,}" for a, b in m.novel_ranges]
         cut = runs[: limit]
         more = ", …" if len(runs) > len(cut) or m.novel_ranges_truncated else ""

@@ -34,12 +34,16 @@ SCHEMAS: tuple[str, ...] = (
 
 FORMATS: tuple[str, ...] = ("jsonl", "json", "parquet", "csv", "tsv")
 
+# DetectedSchema.id_field (and summary.json dataset.id_field) of a dataset without an id column: its
+# example ids are hashes of their content, stable when rows are inserted or reordered
+CONTENT_HASH_ID_FIELD = "(content hash)"
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
     """One dataset record as the scorer sees it."""
 
-    id: str  # id field / detected id column, else the 0-based row (so "id 7" is "row 7")
+    id: str  # id field / detected id column, else a hash of the example's content (datasets.content_id)
     row: int  # 0-based record index in the file
     group: str | None  # value of the group column (subject, task, category, ...)
     fields: dict[str, str]  # subset of FIELDS -> text; missing and empty fields are absent
@@ -84,7 +88,7 @@ class DetectedSchema:
 
     name: str  # one of SCHEMAS
     mapping: dict[str, str]  # canonical field -> description, e.g. "question.stem + question.choices"
-    id_field: str | None
+    id_field: str | None  # the id column, or CONTENT_HASH_ID_FIELD when ids are content hashes
     group_field: str | None
 
 

@@ -17,6 +17,8 @@ raises :class:`~probe.errors.InputError` naming the file and line or row, unless
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -123,9 +125,12 @@ def _batches(
 ) -> Iterator[list[Example]]:
     pattern = compile_markers(tuple(options.template_markers)) if options.strip_templates else None
     batch: list[Example] = []
+    hash_ids_seen: Counter[str] = Counter()  # content-hash ids given so far (identical records get -2, -3, ...)
     for row, location, record in rows:
         stats.records += 1
         example = _example(plan, row, record, pattern, ignored, options.include_system_prompts)
+        if example is not None and not plan.id_path:
+            example = _with_content_id(example, hash_ids_seen)
         if example is None:
             keys = ", ".join(sorted(record)[:12]) or "none"
             count_skip(stats, name, location, "no text fields", f"no text fields (keys: {keys})")
@@ -190,5 +195,32 @@ def _example(
     # ids and groups are written to Parquet/JSON too: lone surrogates become U+FFFD like the text
     id_value = _SURROGATES.sub("\ufffd", id_value)
     group = _SURROGATES.sub("\ufffd", group) if group else group
-    # Without an id column the id is the 0-based row, so "id 7" and "row 7" name the same record.
+    # Without an id column, _batches replaces the row-number id with a content hash (see content_id).
     return Example(id=id_value or str(row), row=row, group=group or None, fields=fields, whole=whole)
+
+
+# 64 bits of SHA-256: two different examples share a hash with odds ~n²/2⁶⁵ (3e-8 for a million); even
+# then ids stay unique, the second one numbered like a duplicate
+CONTENT_ID_HEX = 16
+
+
+def content_id(example: Example) -> str:
+    """A stable id for an example of a dataset without an id column: a hash of its content.
+
+    Row numbers shift when one row is inserted at the top, so a baseline diff by row would call
+    every later example "new"; a hash of what the example *says* (its fields as scanned, its
+    group, its conversation order) stays with the example wherever it moves. SHA-256 of a
+    canonical JSON form, first :data:`CONTENT_ID_HEX` hex digits.
+    """
+    canon = json.dumps({"fields": example.fields, "group": example.group, "whole": example.whole},
+                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()[:CONTENT_ID_HEX]
+
+
+def _with_content_id(example: Example, seen: Counter[str]) -> Example:
+    """``example`` with its content hash as id; the k-th identical example (k >= 2) gets ``HASH-k``,
+    so ids stay unique (duplicates are numbered in dataset order) and the first copy keeps the bare hash."""
+    base = content_id(example)
+    seen[base] += 1
+    ident = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return Example(id=ident, row=example.row, group=example.group, fields=example.fields, whole=example.whole)

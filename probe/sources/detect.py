@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probe.errors import ConfigError, InputError
-from probe.sources.dataset_model import FIELDS, DatasetOptions, DetectedSchema
+from probe.sources.dataset_model import CONTENT_HASH_ID_FIELD, FIELDS, DatasetOptions, DetectedSchema
 
 __all__ = ["Out", "Plan", "Sample", "get_path", "make_plan", "text_of"]
 
@@ -784,7 +784,7 @@ def make_plan(name: str, s: Sample, options: DatasetOptions) -> Plan:
     detected = DetectedSchema(
         name=name,
         mapping=_describe(parts, options.include_system_prompts),
-        id_field=options.id_field or (s.name(id_path[0]) if id_path else None),
+        id_field=options.id_field or (s.name(id_path[0]) if id_path else CONTENT_HASH_ID_FIELD),
         group_field=options.group_by or (s.name(group_path[0]) if group_path else None),
     )
     columns = tuple(sorted(s.name(k) for k in wanted if k in s.keys))
