@@ -131,6 +131,16 @@ def load_builtin_side_tables() -> None:
     import probe.measures.minhash  # noqa: F401
 
 
+def require_extra(module: str, measure: str, extra: str = "near") -> Any:
+    """Import an optional dependency of a measure, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"the {measure} measure needs {module.split('.')[0]}: pip install 'probe[{extra}]'") from e
+
+
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     return xxhash.xxh3_128_hexdigest(fmt.canonical_json(dict(config)))
 
@@ -442,7 +452,7 @@ __all__ = [
     "SIDE_DIR", "PartSideTables", "SideDocs", "SidePart", "SideTable", "SideTableBuilder", "SideTableKind",
     "SideTableMeasure", "SideTableRequest", "config_fingerprint", "existing_dirs", "load_builtin_side_tables",
     "missing_for_part",
-    "open_side_table", "read_manifest_file", "record_parts", "referenced_dirs", "register_side_table",
+    "open_side_table", "read_manifest_file", "record_parts", "referenced_dirs", "register_side_table", "require_extra",
     "resolve_requests", "side_table_info", "side_table_kind", "side_table_names", "side_table_unavailable",
     "verify_side_tables",
 ]

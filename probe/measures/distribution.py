@@ -40,6 +40,7 @@ from probe.index.side_tables import (
     SideTableMeasure,
     open_side_table,
     register_side_table,
+    require_extra,
 )
 from probe.measures import MeasureAggregate, MeasureBatch, ScanBatch, ScanContext, register_measure
 from probe.measures.ngram import SCAN_FIELDS
@@ -203,8 +204,7 @@ class _Bootstrap:
         self.replicates = np.zeros((replicates, buckets), np.float64)
 
     def add(self, example: np.ndarray, bucket: np.ndarray, weights: np.ndarray) -> None:
-        from scipy import sparse
-
+        sparse = require_extra("scipy.sparse", NAME)
         b = self.total.shape[0]
         self.total += np.bincount(bucket, minlength=b)
         if not bucket.shape[0]:
@@ -214,8 +214,7 @@ class _Bootstrap:
         self.replicates += np.asarray((sparse.csr_matrix(weights) @ per_example).todense())
 
     def kl(self, corpus: np.ndarray, alpha: float, confidence: float) -> dict[str, Any]:
-        from scipy.stats import entropy
-
+        entropy = require_extra("scipy.stats", NAME).entropy
         q = corpus + alpha  # smoothed corpus: never zero, so the divergence is finite
         if not self.total.sum():
             return {"value": None, "interval": None}
@@ -279,7 +278,7 @@ class DistributionAggregate(MeasureAggregate):
             "buckets": int(corpus.unigram.shape[0]) if corpus is not None else None,
             "corpus_tokens": int(corpus.unigram.sum()) if corpus is not None else None,
             "fields": fields,
-            "cost": {"load_seconds": round(corpus.load_seconds, 3) if corpus is not None else 0.0,
+            "measured_cost": {"load_seconds": round(corpus.load_seconds, 3) if corpus is not None else 0.0,
                      "compute_seconds": round(self.seconds, 3),
                      "examples_per_second": round(self.examples / self.seconds, 1) if self.seconds else None},
         }

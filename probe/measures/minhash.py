@@ -44,6 +44,7 @@ from probe.index.side_tables import (
     SideTableMeasure,
     open_side_table,
     register_side_table,
+    require_extra,
 )
 from probe.measures import MeasureAggregate, MeasureBatch, ScanBatch, ScanContext, register_measure
 from probe.measures.ngram import SCAN_FIELDS
@@ -92,8 +93,7 @@ def configure(options: Mapping[str, Any], spec: TextSpec) -> dict[str, Any]:
 # --------------------------------------------------------------------------- sketching (both sides)
 def signatures(flat_hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
     """MinHash signatures (rows × num_perm uint32) of the sets ``flat_hashes[offsets[i]:offsets[i+1]]``."""
-    import rensa
-
+    rensa = require_extra("rensa", NAME)
     if offsets.shape[0] <= 1:
         return np.empty((0, num_perm), np.uint32)
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
@@ -455,7 +455,7 @@ class MinHashAggregate(MeasureAggregate):
             "corpus_chunks": loaded.chunks if loaded else 0,
             "candidates_confirmed": self.candidates,
             "stop_keys_skipped": self.stop_keys,
-            "cost": {"load_seconds": round(loaded.load_seconds, 3) if loaded else 0.0,
+            "measured_cost": {"load_seconds": round(loaded.load_seconds, 3) if loaded else 0.0,
                      "compute_seconds": round(self.seconds, 3),
                      "examples_per_second": round(self.examples / self.seconds, 1) if self.seconds else None,
                      "lsh_keys_in_memory_bytes": int(loaded.keys.nbytes + loaded.key_chunks.nbytes
