@@ -313,6 +313,8 @@ def index_add(index_dir: Path, measures: str | None, measure_option: tuple[str, 
     from probe.index.build import add_side_tables
     from probe.progress import BuildProgress
 
+    if not measures:
+        raise ConfigError("probe index add needs --measures (e.g. --measures minhash,distribution)")
     if workers is not None and workers < 1:
         raise ConfigError("--workers must be >= 1")
     config = BuildConfig(workers=workers or os.cpu_count() or 1, text_field=text_field,
