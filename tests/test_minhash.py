@@ -44,7 +44,7 @@ def _side_docs(texts: list[str]) -> SideDocs:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"overlap_tokens": 2}, "overlap_tokens must be in"),
+    ({"overlap_tokens": 3, "shingle": 5}, "overlap_tokens must be in"),
     ({"overlap_tokens": 256}, "overlap_tokens must be in"),
     ({"num_perm": 64, "band_rows": 3}, "multiple of band_rows"),
     ({"shingle": 0}, ">= 1"),
@@ -59,7 +59,7 @@ def test_bad_build_options_are_refused(options: dict, message: str) -> None:
 def test_chunks_cover_every_shingle_once_with_the_configured_overlap() -> None:
     rng = random.Random(1)
     texts = [_doc(rng, 600), _doc(rng, 3), _doc(rng, 256), _doc(rng, 257)]
-    builder = MinHashBuilder(SPEC, configure({}, SPEC))
+    builder = MinHashBuilder(SPEC, configure({"shingle": 5}, SPEC))
     builder.add(_side_docs(texts))
     chunks = builder.tables()["chunks"].to_pydict()
     spans = list(zip(chunks["doc"], chunks["token_start"], chunks["token_end"], strict=True))
@@ -125,19 +125,21 @@ def test_verbatim_and_paraphrase_are_found_where_ngrams_miss_the_paraphrase(worl
     assert verbatim["minhash_instruction_containment"] == 1.0
     assert verbatim["minhash_instruction_row"] == world["source_row"]
     assert verbatim["minhash_instruction_shard"] == world["shard"]
-    # one word in seven replaced: no 8-gram of the index survives, the 5-word shingles partly do
+    # one word in seven replaced: no 8-gram of the index survives, the 3-word shingles partly do
     assert paraphrase["coverage"] == 0.0 and paraphrase["verdict"] == "novel"
-    assert paraphrase["minhash_instruction_containment"] >= 0.25
-    assert paraphrase["minhash_instruction_row"] is None  # below the provenance threshold (0.5)
+    assert paraphrase["minhash_instruction_containment"] >= 0.4
+    assert paraphrase["minhash_instruction_row"] == world["source_row"]
+    assert paraphrase["minhash_instruction_snippet"] in world["source"]
     assert unrelated["minhash_instruction_containment"] < 0.05
     assert 0.0 <= paraphrase["minhash_instruction_jaccard"] <= paraphrase["minhash_instruction_containment"]
 
 
 def test_provenance_threshold_is_a_scan_option_and_options_are_checked(world: dict) -> None:
-    config = ScanConfig(measures=("minhash",), measure_options={"minhash": {"provenance_threshold": 0.2}})
+    config = ScanConfig(measures=("minhash",), measure_options={"minhash": {"provenance_threshold": 0.9}})
     rows = scan_dataset(world["data"], world["index"], config=config).examples.to_pylist()
-    assert rows[1]["minhash_instruction_row"] == world["source_row"]
-    assert rows[1]["minhash_instruction_snippet"] and rows[1]["minhash_instruction_snippet"] in world["source"]
+    assert rows[0]["minhash_instruction_row"] == world["source_row"]  # verbatim: containment 1.0
+    assert rows[1]["minhash_instruction_row"] is None and rows[1]["minhash_instruction_snippet"] is None
+    assert rows[1]["minhash_instruction_containment"] < 0.9
     with pytest.raises(ConfigError, match="unknown minhash scan option"):
         scan_dataset(world["data"], world["index"],
                      config=ScanConfig(measures=("minhash",), measure_options={"minhash": {"k": 1}}))

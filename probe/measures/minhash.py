@@ -53,7 +53,7 @@ NAME = "minhash"
 BUILD_DEFAULTS: dict[str, Any] = {
     "chunk_tokens": 256,  # tokens per chunk
     "overlap_tokens": 32,  # tokens shared by consecutive chunks (>= shingle - 1)
-    "shingle": 5,  # word n-gram size of a shingle
+    "shingle": 3,  # word n-gram size of a shingle (3: paraphrases keep shingles; bench/side_tables.py)
     "num_perm": 64,  # MinHash permutations (signature length)
     "band_rows": 1,  # rows per LSH band: 1 = one key per permutation (loosest, best for containment)
     "seed": 1,  # rensa's permutation seed
@@ -230,7 +230,7 @@ class _LoadedMinHash:
 
     table: SideTable
     keys: np.ndarray  # uint64, sorted
-    key_chunks: np.ndarray  # int64 global chunk ids
+    key_chunks: np.ndarray  # global chunk ids (int32 while they fit)
     signatures: np.ndarray  # (chunks, num_perm) uint32
     part_of_chunk: np.ndarray  # int64 part index per global chunk
     part_offsets: np.ndarray  # int64, first global chunk id per part (+ total)
@@ -255,7 +255,9 @@ class _LoadedMinHash:
             keys.append(_np(t, "key"))
             key_chunks.append(_np(t, "chunk").astype(np.int64) + offsets[i])
         all_keys = np.concatenate(keys) if keys else np.empty(0, np.uint64)
-        all_chunks = np.concatenate(key_chunks) if key_chunks else np.empty(0, np.int64)
+        # global chunk ids as int32 while they fit: the postings are the measure's largest array
+        id_type = np.int32 if offsets[-1] < 2**31 else np.int64
+        all_chunks = np.concatenate(key_chunks).astype(id_type) if key_chunks else np.empty(0, id_type)
         order = np.argsort(all_keys, kind="stable")
         part_offsets = np.asarray(offsets, np.int64)
         return cls(table, all_keys[order], all_chunks[order],
@@ -370,7 +372,7 @@ class MinHashMeasure(SideTableMeasure):
         postings[stop] = 0
         if not postings.sum():
             return empty, int(stop.sum())
-        chunk = index.key_chunks[_ranges(lo, postings)]
+        chunk = index.key_chunks[_ranges(lo, postings)].astype(np.int64)
         pair = np.repeat(query, postings).astype(np.int64) * max(1, index.chunks) + chunk
         uniq, hits = np.unique(pair, return_counts=True)
         q_of, c_of = uniq // max(1, index.chunks), uniq % max(1, index.chunks)
