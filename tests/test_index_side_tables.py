@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -234,3 +235,21 @@ def test_cli_build_with_measures_add_and_info(shards: list[str], tmp_path: Path)
 def test_cli_add_usage_errors(same_pass: Path, args: list[str], message: str) -> None:
     out = CliRunner().invoke(main, ["index", "add", str(same_pass), *args])
     assert out.exit_code == 2 and message in out.output, out.output
+
+
+def test_documented_side_table_examples_match_real_files(same_pass: Path) -> None:
+    import re
+
+    from helpers import REPO
+
+    doc = (REPO / "docs" / "index-format.md").read_text()
+    entry, manifest = (json.loads(b) for b in re.findall(r"```jsonc\n(.*?)```", doc, flags=re.S))
+    real = fmt.latest_snapshot(same_pass).side_tables["minhash"]
+    assert set(entry) == set(real) and entry["config"] == real["config"]  # the defaults as documented
+    real_part = next(iter(next(iter(real["parts"].values())).values()))
+    assert set(next(iter(next(iter(entry["parts"].values())).values()))) == set(real_part)
+    real_manifest = json.loads((same_pass / real_part["manifest"]).read_text())
+    assert set(manifest) == set(real_manifest) and set(manifest["files"]) == set(real_manifest["files"])
+    chunks = pq.read_schema(same_pass / real_manifest["files"]["chunks"]["path"]).names
+    section = doc[doc.index("### 14.1"):doc.index("### 14.2")]
+    assert all(f"`{c}`" in section for c in chunks)
