@@ -38,10 +38,10 @@ CONFIGS = {
     "perm128": {"num_perm": 128},
     "perm32": {"num_perm": 32},
     "band2": {"band_rows": 2},
-    "shingle3": {"shingle": 3},
+    "shingle5": {"shingle": 5},
     "chunk128": {"chunk_tokens": 128, "overlap_tokens": 16},
     "shingle4": {"shingle": 4},
-    "shingle3_perm128": {"shingle": 3, "num_perm": 128},
+    "perm128_shingle5": {"shingle": 5, "num_perm": 128},
 }
 VARIANTS = ("verbatim", "sub1in7", "sub1in4", "drop1in6")
 
