@@ -162,6 +162,14 @@ def index() -> None:
     """Build, inspect, verify and maintain n-gram indexes."""
 
 
+def side_table_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--measure-option", "measure_option", multiple=True, metavar="MEASURE.KEY=VALUE",
+                        help="A build option of one measure's side table (repeatable), e.g. "
+                             "minhash.chunk_tokens=128; VALUE is read as JSON when it parses.")(func)
+    return click.option("--measures", default=None,
+                        help="Comma-separated measures whose side tables to build (minhash, distribution).")(func)
+
+
 @index.command("build")
 @click.argument("shards", nargs=-1, required=True)
 @index_option()
@@ -199,6 +207,7 @@ def index() -> None:
 @click.option("--ray-address", default=None,
               help="With --executor ray: 'auto' or ray://HOST:PORT of a running cluster [default: start a "
                    "local Ray with --workers CPUs].")
+@side_table_options
 @silent_option
 @format_option
 @handle_errors
@@ -206,11 +215,13 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
                 seed: int, sample_mod: int, doc_sample_k: int, bucket_bits: int, workers: int | None, memory: str,
                 text_field: str, id_field: str | None, source_field: str | None, row_groups_per_part: int,
                 skip_bad_records: bool, max_record_bytes: str, executor: str, ray_address: str | None,
-                silent: bool, output_format: str) -> None:
+                measures: str | None, measure_option: tuple[str, ...], silent: bool, output_format: str) -> None:
     """Index corpus SHARDS (files, globs, directories) into --index; resumable.
 
     Only shard parts not yet in the index are processed, so re-running after a
-    crash or with new shards adds just what is missing.
+    crash or with new shards adds just what is missing. --measures also builds
+    those measures' side tables (in the same pass for new parts; already indexed
+    parts of SHARDS are read again).
     """
     from probe.config import BuildConfig, TextSpec, parse_size
     from probe.index.build import build_index
@@ -231,7 +242,8 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
     if ray_address is not None and executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     progress = BuildProgress(enabled=False if silent else None)
-    result = build_index(shards, index_dir, spec, config, progress)
+    result = build_index(shards, index_dir, spec, config, progress,
+                         side_tables=_side_table_requests(measures, measure_option))
     summary = {
         "index": str(index_dir), "snapshot": result.snapshot, "shards": result.shards_total,
         "parts_committed": result.parts_committed, "parts_already_indexed": result.parts_skipped,
@@ -241,6 +253,7 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
         "skipped_records": result.skipped_records, "seconds": round(result.seconds, 3),
         "tokens_per_second": round(result.tokens / result.seconds) if result.seconds else None,
         "phases": {k: round(v, 3) for k, v in result.phases.items()},
+        "side_tables": result.side_tables,
     }
     if output_format == "json":
         _emit_json(summary)
@@ -249,6 +262,7 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
                    f"{result.parts_skipped} already indexed; newly indexed {result.docs:,} docs, "
                    f"{result.tokens:,} tokens in {result.seconds:.1f}s; index total {result.index_docs:,} docs, "
                    f"{result.index_tokens:,} tokens")
+        _echo_side_tables_built(result.side_tables)
     for uri, other in result.duplicates:
         click.echo(f"  duplicate shard skipped: {uri} has the same content as {other}", err=True)
     if result.skipped_records:
@@ -261,6 +275,61 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
         raise NothingAssessableError(f"index {index_dir} holds no documents: nothing was indexed from "
                                      f"{result.shards_total} shard(s), so every scan against it would find "
                                      "nothing; check the shards and their text column")
+
+
+def _side_table_requests(measures: str | None, measure_option: tuple[str, ...]) -> list[Any]:
+    from probe.index.side_tables import SideTableRequest
+
+    names = [m.strip() for m in (measures or "").split(",") if m.strip()]
+    options = _measure_options(measure_option)
+    stray = sorted(set(options) - set(names))
+    if stray:
+        raise ConfigError(f"--measure-option given for {', '.join(stray)}, which --measures does not name")
+    return [SideTableRequest(name, options.get(name, {})) for name in names]
+
+
+def _echo_side_tables_built(built: dict[str, dict[str, Any]]) -> None:
+    for name, rec in sorted(built.items()):
+        click.echo(f"  side table {name}: {rec['parts']} part(s), {rec['rows']:,} rows, {rec['bytes']:,} bytes "
+                   f"in {rec['seconds']:.1f}s")
+
+
+@index.command("add")
+@index_argument
+@side_table_options
+@click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--text-column", "--text-field", "text_field", default="text", show_default=True,
+              help="Column/key the index was built from (the documents must read back the same).")
+@click.option("--row-groups-per-part", type=int, default=2, show_default=True,
+              help="The value the index was built with.")
+@click.option("--skip-bad-records", is_flag=True, help="Read the shards as the build did with this flag.")
+@silent_option
+@format_option
+@handle_errors
+def index_add(index_dir: Path, measures: str | None, measure_option: tuple[str, ...], workers: int | None,
+              text_field: str, row_groups_per_part: int, skip_bad_records: bool, silent: bool,
+              output_format: str) -> None:
+    """Add measure side tables (--measures) to an existing index, re-reading its committed shards; resumable."""
+    from probe.config import BuildConfig
+    from probe.index.build import add_side_tables
+    from probe.progress import BuildProgress
+
+    if not measures:
+        raise ConfigError("probe index add needs --measures (e.g. --measures minhash,distribution)")
+    if workers is not None and workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    config = BuildConfig(workers=workers or os.cpu_count() or 1, text_field=text_field,
+                         row_groups_per_part=row_groups_per_part, skip_bad_records=skip_bad_records)
+    result = add_side_tables(index_dir, _side_table_requests(measures, measure_option), config,
+                             BuildProgress(enabled=False if silent else None))
+    if output_format == "json":
+        _emit_json({"index": str(index_dir), "snapshot": result.snapshot,
+                    "side_parts_committed": result.side_parts_committed, "side_tables": result.side_tables,
+                    "seconds": round(result.seconds, 3)})
+    else:
+        click.echo(f"index {index_dir}: snapshot {result.snapshot}; committed {result.side_parts_committed} side "
+                   f"table part(s) in {result.seconds:.1f}s")
+        _echo_side_tables_built(result.side_tables)
 
 
 @index.command("info")
@@ -280,6 +349,11 @@ def index_info(index_dir: Path, snapshot: int | None, top_k: int, output_format:
         _emit_json(info)
     else:
         render_index_info(info)
+        for t in info["side_tables"]:
+            click.echo(f"side table {t['name']}: {t['parts']}/{t['parts_total']} parts, "
+                       + ", ".join(f"{stem} {rows:,} rows" for stem, rows in sorted(t["rows"].items()))
+                       + f", {t['bytes']:,} bytes ({t['bytes_per_token']} per token), built in "
+                         f"{t['build_seconds']:.1f}s" + ("" if t["complete"] else " (incomplete: `probe index add`)"))
 
 
 @index.command("verify")

@@ -18,7 +18,7 @@ from probe.config import BuildConfig, TextSpec
 from probe.index.build import build_index
 from probe.index.reader import open_index
 
-INDEX_COMMANDS = ["build", "info", "verify", "compact", "gc", "lookup"]
+INDEX_COMMANDS = ["build", "add", "info", "verify", "compact", "gc", "lookup"]
 
 
 def invoke(*args: str):

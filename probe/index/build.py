@@ -37,6 +37,7 @@ from probe._alloc import tune_allocator
 from probe.config import BuildConfig, TextSpec
 from probe.errors import ConfigError, IndexWriteError, InputError, ProbeError, WorkerDiedError
 from probe.index import format as fmt
+from probe.index import side_tables as side
 from probe.index.segment import (
     Aggregated,
     aggregate_doc_rows,
@@ -73,6 +74,9 @@ class Task:
     part: ShardPart
     reader: ReaderOptions
     memory_bytes: int  # this task's buffer budget; past it, sorted runs spill to disk
+    side_tables: side.SideConfigs = ()  # measure side tables built from this part (probe.index.side_tables)
+    ngram: bool = True  # False: the part is indexed already, build only its missing side tables
+    expected_docs: int | None = None  # documents the committed part holds (side-only tasks re-read it)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -100,6 +104,8 @@ class BuildResult:
     empty_shards: list[str] = field(default_factory=list)  # shards whose parts built here held no document
     index_docs: int = 0  # the whole index after this build (``docs`` counts this build's parts only)
     index_tokens: int = 0
+    side_parts_committed: int = 0  # (part, side table) pairs committed by this build
+    side_tables: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> parts, rows, bytes, seconds
 
 
 # --------------------------------------------------------------------------- worker side
@@ -212,7 +218,10 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
     """
     root = Path(task.index_root)
     spec = fmt.attach_tokenizer(root, TextSpec.from_dict(task.spec))  # the index's own tokenizer copy
+    if not task.ngram:
+        return _run_side_task(task, root, spec, progress_queue)
     tokenizer = Tokenizer(spec)
+    side_tables = side.PartSideTables(spec, task.side_tables)
     keys = [(v, n) for v in spec.views for n in spec.ns]
     seg_id, seg_dir = fmt.new_segment_dir(root)
     seg_rel = f"{fmt.SEGMENT_DIR}/{seg_id}"
@@ -237,7 +246,9 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
                 break
             for view in spec.views:
                 with timer("tokenize"):
-                    tb = tokenizer.tokenize(batch.texts, view)
+                    tb = tokenizer.tokenize(batch.texts, view, with_offsets=bool(side_tables) and view == "surface")
+                if side_tables and view == "surface":
+                    side_tables.add(side.SideDocs(batch.texts, batch.rows, n_docs, tb))
                 with timer("hash"):
                     if view == spec.views[0]:
                         counts = tb.doc_token_counts()
@@ -281,6 +292,7 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
                 "tokens": pa.array(np.concatenate(doc_tokens) if doc_tokens else np.empty(0, np.uint32)),
             })
             docs_file = write_table_file(root, f"{seg_rel}/docs.parquet", docs_table)
+            side_records = side_tables.write(root, task.fingerprint, task.part.index, n_docs)
             manifest = {
                 "segment": seg_id,
                 "spec_fingerprint": spec.fingerprint(),
@@ -293,6 +305,7 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
             manifest_rel, manifest_digest = write_manifest(root, seg_rel, manifest)
     except BaseException:
         shutil.rmtree(seg_dir, ignore_errors=True)
+        side_tables.discard()
         raise
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
@@ -303,7 +316,41 @@ def run_task(task: Task, progress_queue: Any = None) -> dict[str, Any]:
                  "bytes": stats.bytes_read, "skipped": stats.skipped, "skipped_reasons": dict(stats.skipped_reasons),
                  "skipped_examples": list(stats.skipped_examples), "blank_lines": stats.blank_lines},
         "timings": timings,
+        "side_tables": side_records,
     }
+
+
+def _run_side_task(task: Task, root: Path, spec: TextSpec, progress_queue: Any) -> dict[str, Any]:
+    """Build only the side tables of an already indexed part: read it again, tokenize the surface view once.
+
+    The documents must be the ones the part was indexed with (their ordinals are shared with
+    ``docs.parquet``): a different document count (other text column, other bad-record policy)
+    is refused, and nothing is committed.
+    """
+    tokenizer = Tokenizer(spec)
+    side_tables = side.PartSideTables(spec, task.side_tables)
+    stats = ShardReadStats()
+    n_docs = 0
+    t0 = time.perf_counter()
+    try:
+        _check_unchanged(task.shard)
+        for batch in read_shard(task.shard, task.reader, stats, task.part):
+            tb = tokenizer.tokenize(batch.texts, "surface", with_offsets=True)
+            side_tables.add(side.SideDocs(batch.texts, batch.rows, n_docs, tb))
+            n_docs += len(batch.texts)
+            if progress_queue is not None:
+                progress_queue.put((len(batch.texts), tb.num_tokens, sum(len(t) for t in batch.texts)))
+        _check_unchanged(task.shard)
+        if task.expected_docs is not None and n_docs != task.expected_docs:
+            raise InputError(task.shard.uri, f"part {task.part.index} read back as {n_docs:,} documents but the "
+                                             f"index holds {task.expected_docs:,} for it: read it with the text "
+                                             "column and bad-record policy it was indexed with")
+        records = side_tables.write(root, task.fingerprint, task.part.index, n_docs)
+    except BaseException:
+        side_tables.discard()
+        raise
+    return {"side_tables": records, "timings": {"side_tables": time.perf_counter() - t0},
+            "part": {"docs": 0, "tokens": 0, "bytes": stats.bytes_read, "skipped": 0}}
 
 
 def _check_unchanged(ref: ShardRef) -> None:
@@ -365,12 +412,15 @@ def _run_task_in_worker(task: Task) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- coordinator
 def _commit_part(root: Path, spec: TextSpec, task: Task, result: dict[str, Any]) -> int | None:
-    """Commit one finished part; a no-op (None) if the part is already committed."""
+    """Commit one finished part (and its side tables); a no-op (None) if the part is already committed."""
+    if not task.ngram:
+        return _commit_side_part(root, task, result)
     while True:
         latest = fmt.latest_snapshot(root) or fmt.Snapshot(number=0, spec_fingerprint=spec.fingerprint())
         if task.key in latest.committed_parts():
             return None  # retried or duplicated task: the first commit wins
         snap = latest.next("build")
+        side.record_parts(snap, task.fingerprint, task.part.index, task.side_tables, result.get("side_tables", {}))
         snap.segments.append(result["segment"])
         rec = snap.shards.get(task.fingerprint) or {
             "uri": task.shard.uri, "format": task.shard.format, "size": task.shard.size,
@@ -388,11 +438,30 @@ def _commit_part(root: Path, spec: TextSpec, task: Task, result: dict[str, Any])
         # another writer took this number: rebuild the commit from the new latest
 
 
+def _commit_side_part(root: Path, task: Task, result: dict[str, Any]) -> int | None:
+    """Commit the side tables of an already indexed part; None when every one is committed already."""
+    while True:
+        latest = fmt.latest_snapshot(root)
+        if latest is None or task.key not in latest.committed_parts():
+            raise IndexWriteError(f"{root}: part {task.part.index} of {task.shard.uri} vanished from the index "
+                                  "while its side tables were built")
+        snap = latest.next("add")
+        if not side.record_parts(snap, task.fingerprint, task.part.index, task.side_tables,
+                                 result.get("side_tables", {})):
+            return None
+        if fmt.commit_snapshot(root, snap):
+            return snap.number
+
+
 def plan_tasks(
     root: Path, spec: TextSpec, shards: Sequence[ShardRef], config: BuildConfig, latest: fmt.Snapshot | None,
-    fingerprint: Callable[[ShardRef], str] = fingerprint_shard,
+    fingerprint: Callable[[ShardRef], str] = fingerprint_shard, side_tables: side.SideConfigs = (),
 ) -> tuple[list[Task], int, list[tuple[str, str]]]:
-    """Tasks for the parts not yet committed; also (#parts already done, duplicates)."""
+    """Tasks for the parts not yet committed; also (#parts already done, duplicates).
+
+    With ``side_tables``, new parts build them in the same pass, and committed parts that
+    lack some of them get a side-only task (counted as done, not as planned n-gram work).
+    """
     reader = ReaderOptions(text_field=config.text_field, id_field=config.id_field, source_field=config.source_field,
                            batch_docs=config.batch_docs, batch_bytes=config.batch_bytes,
                            max_record_bytes=config.max_record_bytes, skip_bad_records=config.skip_bad_records)
@@ -423,8 +492,13 @@ def plan_tasks(
         for part in parts:
             if (fp, part.index) in done:
                 skipped += 1
+                missing = side.missing_for_part(latest, fp, part.index, side_tables)
+                if missing:
+                    expected = latest.shards[fp]["parts"][str(part.index)]["docs"] if latest else None
+                    tasks.append(Task(str(root), spec.to_dict(), ref, fp, part, reader, per_task_memory,
+                                      missing, ngram=False, expected_docs=expected))
                 continue
-            tasks.append(Task(str(root), spec.to_dict(), ref, fp, part, reader, per_task_memory))
+            tasks.append(Task(str(root), spec.to_dict(), ref, fp, part, reader, per_task_memory, side_tables))
     # largest first: the pool finishes sooner (LPT scheduling)
     tasks.sort(key=lambda t: -(t.shard.size / max(1, t.part.total)))
     return tasks, skipped, duplicates
@@ -436,8 +510,14 @@ def build_index(
     spec: TextSpec,
     config: BuildConfig | None = None,
     progress: Any = None,
+    side_tables: Sequence[side.SideTableRequest] = (),
 ) -> BuildResult:
-    """Add every shard part under ``inputs`` that the index does not hold yet."""
+    """Add every shard part under ``inputs`` that the index does not hold yet.
+
+    ``side_tables`` names measure side tables (e.g. ``SideTableRequest("minhash")``) to build
+    for every part of ``inputs``: in the same pass for new parts, by reading committed parts
+    again for the others (see :mod:`probe.index.side_tables`).
+    """
     root = fmt.local_index_root(index_dir)
     config = config or BuildConfig()
     if config.executor not in ("local", "ray"):
@@ -450,9 +530,10 @@ def build_index(
         _clean_tmp(root)
         latest = fmt.latest_snapshot(root)
         config = _recorded_columns(root, latest, config)
-        tasks, skipped, duplicates = plan_tasks(root, spec, shards, config, latest)
+        configs = side.resolve_requests(latest, side_tables, spec)
+        tasks, skipped, duplicates = plan_tasks(root, spec, shards, config, latest, side_tables=configs)
         result = BuildResult(snapshot=latest.number if latest else None, shards_total=len(shards),
-                             parts_planned=len(tasks), parts_committed=0, parts_skipped=skipped,
+                             parts_planned=sum(t.ngram for t in tasks), parts_committed=0, parts_skipped=skipped,
                              duplicates=duplicates)
         phases = dict.fromkeys(PHASES, 0.0)
         docs_by_shard: dict[str, int] = {}
@@ -461,6 +542,13 @@ def build_index(
 
         def on_result(task: Task, res: dict[str, Any]) -> None:
             number = _commit_part(root, spec, task, res)
+            _count_side_tables(result, res.get("side_tables", {}), committed=number is not None)
+            if not task.ngram:
+                if number is not None:
+                    result.snapshot = number
+                if progress is not None:
+                    progress.part_done()
+                return
             if number is not None:
                 result.snapshot = number
                 result.parts_committed += 1
@@ -529,6 +617,36 @@ def build_index(
                                          f"the shards named below, or skip bad records, then run the build "
                                          f"again):\n  {shown}{more}")
     return result
+
+
+def add_side_tables(index_dir: str | Path, requests: Sequence[side.SideTableRequest],
+                    config: BuildConfig | None = None, progress: Any = None) -> BuildResult:
+    """Build side tables for every part an index already holds, reading its committed shards again.
+
+    The shards must still be where the index recorded them, unchanged (their fingerprints are
+    checked); read them with the text column the index was built with (``config.text_field``).
+    """
+    root = fmt.local_index_root(index_dir)
+    spec = fmt.read_spec(root)
+    latest = fmt.latest_snapshot(root)
+    if latest is None:
+        raise ConfigError(f"index {root} has no committed snapshot yet: build it first")
+    if not requests:
+        raise ConfigError("name at least one side table to add")
+    uris = sorted(rec["uri"] for rec in latest.shards.values())
+    return build_index(uris, root, spec, config, progress, side_tables=requests)
+
+
+def _count_side_tables(result: BuildResult, records: dict[str, dict[str, Any]], committed: bool) -> None:
+    if not committed:
+        return
+    for name, rec in records.items():
+        agg = result.side_tables.setdefault(name, {"parts": 0, "rows": 0, "bytes": 0, "seconds": 0.0})
+        agg["parts"] += 1
+        agg["rows"] += sum(rec["rows"].values())
+        agg["bytes"] += rec["bytes"]
+        agg["seconds"] = round(agg["seconds"] + rec["seconds"], 6)
+        result.side_parts_committed += 1
 
 
 def _recorded_columns(root: Path, latest: fmt.Snapshot | None, config: BuildConfig) -> BuildConfig:

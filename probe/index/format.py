@@ -15,6 +15,7 @@ Layout (see docs/index-format.md)::
     <index>/segments/<uuid>/repeated/view=<v>/n=<n>.parquet   (hash, count, docs, doc_sample) of rows with count > 1
     <index>/segments/<uuid>/docs.parquet     document ordinal -> shard, row, id, source
     <index>/tokenizers/<sha256>.json         the hf: tokenizer's file (hf: specs only; written once)
+    <index>/sidetables/<name>/<uuid>/        one measure's side table for one shard part (probe.index.side_tables)
     <index>/LOCK                             flock'ed by the single writer
 """
 
@@ -295,6 +296,8 @@ class Snapshot:
     created: str = ""
     operation: str = "build"
     spec_fingerprint: str = ""
+    # measure side tables: name -> {"config", "config_fingerprint", "parts": {fingerprint: {part: record}}}
+    side_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         body = {
@@ -308,6 +311,8 @@ class Snapshot:
             "shards": self.shards,
             "stats": self.stats,
         }
+        if self.side_tables:  # absent when empty: snapshots without side tables stay byte-identical
+            body["side_tables"] = self.side_tables
         body["checksum"] = xxhash.xxh3_128_hexdigest(canonical_json(body))
         return body
 
@@ -332,6 +337,11 @@ class Snapshot:
             if not (isinstance(segments, list) and all(isinstance(x, dict) for x in segments)
                     and isinstance(shards, dict) and all(isinstance(x, dict) for x in shards.values())):
                 raise IndexFormatError(f"{source}: malformed snapshot: segments/shards have the wrong types")
+            side_tables = data.get("side_tables", {})
+            if not (isinstance(side_tables, dict) and all(
+                    isinstance(t, dict) and isinstance(t.get("parts"), dict) and isinstance(t.get("config"), dict)
+                    for t in side_tables.values())):
+                raise IndexFormatError(f"{source}: malformed snapshot: side_tables have the wrong types")
             return cls(
                 number=int(data["snapshot"]),
                 segments=list(data["segments"]),
@@ -340,6 +350,7 @@ class Snapshot:
                 created=str(data.get("created", "")),
                 operation=str(data.get("operation", "build")),
                 spec_fingerprint=str(data.get("spec_fingerprint", "")),
+                side_tables=dict(side_tables),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise IndexFormatError(f"{source}: malformed snapshot: {e!r}") from e
@@ -356,6 +367,8 @@ class Snapshot:
             stats=dict(self.stats),
             operation=operation,
             spec_fingerprint=self.spec_fingerprint,
+            side_tables={name: {**t, "parts": {fp: dict(parts) for fp, parts in t["parts"].items()}}
+                         for name, t in self.side_tables.items()},
         )
 
 

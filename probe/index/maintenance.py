@@ -5,6 +5,8 @@
   lists unreferenced files. It never changes anything.
 - ``compact`` merges all segments into one, bucket range by bucket range (bounded
   memory), and commits a snapshot that swaps them. Old files stay until ``gc``.
+  Measure side tables are keyed by shard part, not by segment: compaction keeps them as
+  they are (it does not merge them).
 - ``gc`` removes segment directories and spill files that the latest snapshot does
   not reference and that are older than a grace period (so a live writer's
   uncommitted segment is never removed), plus snapshots that referenced them.
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 
 from probe.errors import ConfigError, IndexFormatError
 from probe.index import format as fmt
+from probe.index import side_tables as side
 from probe.index.reader import open_index
 from probe.index.segment import (
     Aggregated,
@@ -107,11 +110,15 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
                 problems.append(str(e))
             except (pa.ArrowException, OSError) as e:
                 problems.append(f"index file {root / entry['path']}: {e}")
+    side_problems, side_checked, side_orphans = side.verify_side_tables(root, reader.snapshot, deep)
+    problems += side_problems
+    files_checked += side_checked
     referenced = _referenced_segment_ids(reader.snapshot)
     orphans = []
     seg_root = root / fmt.SEGMENT_DIR
     if seg_root.is_dir():
         orphans = sorted(str(p.relative_to(root)) for p in seg_root.iterdir() if p.name not in referenced)
+    orphans += side_orphans
     return {"index": str(root), "snapshot": reader.snapshot.number, "ok": not problems, "problems": problems,
             "orphans": orphans, "files_checked": files_checked, "deep": deep}
 
@@ -222,9 +229,10 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
         gone: set[str] = set()
         kept_young: list[str] = []
         kept_bytes = 0
-        for p in sorted(seg_root.iterdir()) if seg_root.is_dir() else []:
-            if p.name in referenced:
-                continue
+        side_referenced = side.referenced_dirs(snap)
+        candidates = [p for p in sorted(seg_root.iterdir()) if p.name not in referenced] if seg_root.is_dir() else []
+        candidates += [p for p in side.existing_dirs(root) if str(p.relative_to(root)) not in side_referenced]
+        for p in candidates:
             size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
             if p.stat().st_mtime > cutoff:
                 kept_young.append(str(p.relative_to(root)))
@@ -232,7 +240,7 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
                 continue
             total += size
             removed.append(str(p.relative_to(root)))
-            gone.add(p.name)
+            gone.add(p.name if p.parent == seg_root else str(p.relative_to(root)))
             if not dry_run:
                 shutil.rmtree(p)
         # older snapshots that referenced removed segments can no longer be read
@@ -244,7 +252,7 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
                 old = fmt.read_snapshot(root, num)
             except IndexFormatError:
                 continue
-            if _referenced_segment_ids(old) & gone:
+            if (_referenced_segment_ids(old) | side.referenced_dirs(old)) & gone:
                 removed.append(str(sp.relative_to(root)))
                 total += sp.stat().st_size
                 if not dry_run:

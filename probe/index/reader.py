@@ -385,4 +385,8 @@ def open_index(path: str | Path, snapshot: int | None = None, spec: TextSpec | N
         raise IndexMissingError(f"index {root} has no committed snapshot yet (no shard finished indexing)")
     if snap.spec_fingerprint and snap.spec_fingerprint != index_spec.fingerprint():
         raise IndexFormatError(f"{root}: snapshot {snap.number} belongs to a different spec than probe-index.json")
+    # the measures that read side tables register themselves on import (probe.measures loads only ngram)
+    from probe.index.side_tables import load_builtin_side_tables
+
+    load_builtin_side_tables()
     return IndexReader(root, index_spec, snap)

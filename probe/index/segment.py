@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -346,20 +346,25 @@ def manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def read_manifest(root: Path, rel: str, digest: str | None = None) -> dict[str, Any]:
+def read_manifest(root: Path, rel: str, digest: str | None = None, kind: str = "segment",
+                  check: Callable[[Any], bool] | None = None) -> dict[str, Any]:
+    """A manifest the snapshot references, checked against its digest and its shape (``check``).
+
+    ``kind`` names it in errors ("segment", "side table"); ``check`` defaults to the segment shape.
+    """
     path = safe_relative(root, rel)
     try:
         data = path.read_bytes()
     except FileNotFoundError as e:
-        raise IndexFormatError(f"{path}: segment manifest referenced by the snapshot is missing") from e
+        raise IndexFormatError(f"{path}: {kind} manifest referenced by the snapshot is missing") from e
     if digest is not None and xxhash.xxh3_128_hexdigest(data) != digest:
-        raise IndexFormatError(f"{path}: segment manifest content hash mismatch (corrupt or replaced)")
+        raise IndexFormatError(f"{path}: {kind} manifest content hash mismatch (corrupt or replaced)")
     try:
         manifest = json.loads(data)
     except ValueError as e:
-        raise IndexFormatError(f"{path}: malformed segment manifest: {e}") from e
-    if not _manifest_ok(manifest):
-        raise IndexFormatError(f"{path}: malformed segment manifest (missing fields or wrong types)")
+        raise IndexFormatError(f"{path}: malformed {kind} manifest: {e}") from e
+    if not (check or _manifest_ok)(manifest):
+        raise IndexFormatError(f"{path}: malformed {kind} manifest (missing fields or wrong types)")
     return manifest
 
 

@@ -30,6 +30,7 @@ from probe.index.segment import (
     read_repeated_file,
     row_groups_for_buckets,
 )
+from probe.index.side_tables import side_table_info
 from probe.text.tokenizers import Tokenizer
 
 
@@ -195,6 +196,7 @@ def index_info(path: str | Path, snapshot: int | None = None, top_k: int = 10) -
         "shards": shards,
         "ngrams": ngrams,
         "phases": snap.stats.get("phases", {}),
+        "side_tables": side_table_info(reader),
     }
 
 

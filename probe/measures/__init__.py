@@ -181,7 +181,8 @@ def create_measures(names: tuple[str, ...] | None) -> list[Measure]:
 
 # built-in measures: name → module that registers it (imported on first use; a module's own heavy
 # dependencies, e.g. torch for "model", load only when that measure runs)
-BUILTIN_MEASURES = {"ngram": "probe.measures.ngram", "model": "probe.measures.model"}
+BUILTIN_MEASURES = {"ngram": "probe.measures.ngram", "model": "probe.measures.model",
+                    "minhash": "probe.measures.minhash", "distribution": "probe.measures.distribution"}
 
 
 def _load_builtins() -> None:
