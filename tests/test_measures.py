@@ -217,3 +217,30 @@ def test_a_first_pass_measure_sees_the_whole_dataset_before_scoring(world: dict[
         unregister_measure("toy_share")
     shares = result.examples.column("toy_share_whole").to_pylist()
     assert sum(shares) == pytest.approx(100.0)
+
+
+def test_every_report_lists_the_other_measures_and_why_one_is_unavailable(world: dict[str, Path], tmp_path: Path,
+                                                                          toy_measures: None) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from probe.report.model import load_report
+    from probe.report.render import render_reports
+    from probe.report.terminal import render_scan_summary
+
+    out = tmp_path / "out"
+    result = scan_dataset(world["dataset"], world["index"], out, ScanConfig(measures=("toy_chars", "toy_side")))
+    paths = render_reports(out)
+    md, html = paths["markdown"].read_text(), paths["html"].read_text()
+    total = f"{sum(len(r['instruction']) + 1 + len(r['output']) for r in DATASET):,}"
+    for text, name, total_key, missing in (
+            (html, "toy_chars", "total_chars", "measures/toy_side/table.parquet"),
+            (md, "toy\\_chars", "total\\_chars", "measures/toy\\_side/table.parquet")):  # Markdown escapes _
+        assert "Other measures" in text and name in text and f"{total_key} = {total}" in text
+        assert f"unavailable: the index has no {missing}" in text
+    buf = StringIO()
+    render_scan_summary(result.summary, Console(file=buf, width=200, no_color=True))
+    assert f"measure toy_chars (exact): total_chars={total}" in buf.getvalue()
+    assert "measure toy_side unavailable" in buf.getvalue()
+    assert load_report(out).summary.measures["toy_chars"].aggregates["max_chars"] > 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from probe.report._text import pct as _pct
 from probe.report._text import split_snippet, split_span, truncate, visible
-from probe.report.model import OUTCOMES, SCAN_FIELDS, ExampleItem, FieldMatch, ReportModel
+from probe.report.model import OUTCOMES, SCAN_FIELDS, ExampleItem, FieldMatch, ReportModel, measure_rows
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 COLORS = {"leaked": "#7b241c", "seen": "#c0392b", "partial": "#e08e0b", "novel": "#2e86de", "unassessable": "#a0a7ad"}
@@ -495,11 +495,27 @@ def _config(m: ReportModel) -> str:
     ]) + "</section>")
 
 
+def _measures(m: ReportModel) -> str:
+    rows = measure_rows(m.summary)
+    if not rows:
+        return ""
+    body = "".join(
+        f'<tr><td class="id">{_e(r.name)}</td><td>{_e(r.title)}</td>'
+        f'<td>{"estimate" if r.estimate else "exact" if r.available else "—"}</td><td>{_e(r.cost)}</td><td>'
+        + (f'<span class="warn">unavailable: {_e(r.reason)}</span>' if not r.available else
+           "<br>".join(f"{_e(k)} = {_e(v)}" for k, v in r.highlights) or "—")
+        + "</td></tr>" for r in rows)
+    return ('<section id="measures"><h2>Other measures</h2><p class="muted small">Evidence beyond exact n-grams '
+            '(per-example columns in <code>examples.parquet</code>, aggregates under <code>measures</code> in '
+            '<code>summary.json</code>); an unavailable measure is never counted as 0.</p><table><tr><th>measure'
+            '</th><th>what</th><th>values</th><th>cost</th><th>summary</th></tr>' + body + "</table></section>")
+
+
 def render_html(model: ReportModel) -> str:
     """The whole report as one HTML document (a string)."""
     m = model
-    sections = [_header(m), _headline(m), _gate(m), _coverage(m), _longest(m), _groups(m), _flagged(m),
-                _matched(m), _novel(m), _config(m)]
+    sections = [_header(m), _headline(m), _gate(m), _coverage(m), _longest(m), _groups(m), _measures(m),
+                _flagged(m), _matched(m), _novel(m), _config(m)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="referrer" content="no-referrer">'

@@ -18,7 +18,7 @@ from typing import Any
 
 from probe.report._text import pct as _pct
 from probe.report._text import truncate, visible
-from probe.report.model import OUTCOMES, SCAN_FIELDS, ExampleItem, ReportModel
+from probe.report.model import OUTCOMES, SCAN_FIELDS, ExampleItem, ReportModel, measure_rows
 
 MAX_BYTES = 64 * 1024
 _BUDGET = 60 * 1024  # leave room for what CI wraps around it
@@ -246,12 +246,27 @@ def _config(m: ReportModel) -> list[str]:
     ]
 
 
+def _measures(m: ReportModel) -> list[str]:
+    rows = measure_rows(m.summary)
+    if not rows:
+        return []
+    lines = ["### Other measures", ""]
+    body = []
+    for r in rows:
+        label = "estimate" if r.estimate else "exact"
+        what = ("unavailable: " + md_text(r.reason, 200)) if not r.available else (
+            "; ".join(f"{md_text(k, 60)} = {md_text(v, 40)}" for k, v in r.highlights) or "—")
+        body.append([md_text(r.name, 40), md_text(r.title, 80), label if r.available else "—", md_text(r.cost, 80),
+                     what])
+    return lines + _table(["measure", "what", "values", "cost", "summary"], ["l"] * 5, body) + [""]
+
+
 def render_markdown(model: ReportModel) -> str:
     """report.md as a string, always under 64 KB."""
     text = ""
     for flagged, groups, ids in ((20, 30, 60), (10, 15, 20), (5, 5, 0), (0, 0, 0)):
         lines = [*_headline(model), *_gate(model, max(ids, 10)), *_overview(model), *_groups(model, groups),
-                 *_flagged(model, flagged), *_novel(model, ids), *_config(model)]
+                 *_measures(model), *_flagged(model, flagged), *_novel(model, ids), *_config(model)]
         text = "\n".join(lines).rstrip("\n") + "\n"
         if len(text.encode("utf-8")) <= _BUDGET:
             return text

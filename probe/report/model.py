@@ -29,8 +29,8 @@ from probe.scan_output import (
     ScanSummary,
 )
 
-__all__ = ["SCAN_FIELDS", "SCHEMA_VERSION", "TEXT_FIELDS", "VERDICTS", "ExampleItem", "FieldMatch", "Provenance",
-           "ReportModel", "check_definition", "load_report", "read_summary", "run_key"]
+__all__ = ["SCAN_FIELDS", "SCHEMA_VERSION", "TEXT_FIELDS", "VERDICTS", "ExampleItem", "FieldMatch", "MeasureRow",
+           "Provenance", "ReportModel", "check_definition", "load_report", "measure_rows", "read_summary", "run_key"]
 
 SUMMARY_NAME = "summary.json"
 EXAMPLES_NAME = "examples.parquet"
@@ -218,6 +218,47 @@ class ReportModel:
         out["report_dir"] = str(self.report_dir)
         out["summary"] = self.summary.to_dict()
         return out
+
+
+@dataclass(frozen=True)
+class MeasureRow:
+    """One measure beyond exact n-grams as the reports list it: what it is, its cost, a few aggregates."""
+
+    name: str
+    title: str
+    available: bool
+    estimate: bool
+    cost: str
+    reason: str | None  # why it is unavailable
+    highlights: tuple[tuple[str, str], ...]  # (aggregate path, value) scalars, the first few
+
+
+def measure_rows(summary: ScanSummary, limit: int = 8) -> list[MeasureRow]:
+    """The scan's measures other than the exact n-gram one (its numbers have sections of their own)."""
+    rows = []
+    for name, info in summary.measures.items():
+        if name == "ngram":
+            continue
+        rows.append(MeasureRow(name, info.title or name, info.available, info.estimate, info.cost, info.reason,
+                               tuple(_scalars(info.aggregates, "", limit))))
+    return rows
+
+
+def _scalars(data: Any, prefix: str, limit: int, depth: int = 0) -> list[tuple[str, str]]:
+    """Scalar leaves of a nested aggregate as ("a.b", "1.23") pairs, breadth first, at most ``limit``."""
+    out: list[tuple[str, str]] = []
+    nested: list[tuple[str, Any]] = []
+    for key, value in (data.items() if isinstance(data, dict) else ()):
+        path = f"{prefix}{key}"
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            out.append((path, str(value)))
+        elif isinstance(value, (int, float)):
+            out.append((path, f"{value:,}" if isinstance(value, int) else f"{value:.4g}"))
+        elif isinstance(value, dict) and depth < 2:
+            nested.append((path, value))
+    for path, value in nested:
+        out += _scalars(value, f"{path}.", limit, depth + 1)
+    return out[:limit]
 
 
 # ---------------------------------------------------------------------- loading

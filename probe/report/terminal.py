@@ -149,6 +149,15 @@ def render_scan_summary(summary: ScanSummary, console: Console | None = None, de
     for d, why in summary.unavailable_definitions.items():
         cont.add_row(d, "unavailable", safe_text(why, 60))
     console.print(cont)
+    from probe.report.model import measure_rows
+
+    for r in measure_rows(summary):
+        if r.available:
+            shown = "  ".join(f"{k}={v}" for k, v in r.highlights[:4])
+            console.print(f"measure {safe_text(r.name, 40)} ({'estimate' if r.estimate else 'exact'}): "
+                          f"{safe_text(shown, 200)}")
+        else:
+            console.print(f"[yellow]measure {safe_text(r.name, 40)} unavailable:[/] {safe_text(r.reason, 200)}")
     if summary.groups:
         ranked = sorted(summary.groups.items(), key=lambda kv: -kv[1].mean_coverage)
         order = "by mean coverage"
