@@ -717,3 +717,35 @@ def find_sorted(table, queries):
         if j < n and table[j] == x:
             out[i] = j
     return out
+
+
+@njit(cache=True)
+def low_information_ngrams(token_hashes, token_low, positions, n, min_low, max_distinct):
+    """Per n-gram: True when it carries little information (not evidence of a leak).
+
+    An n-gram is low-information when at least ``min_low`` of its tokens are flagged in
+    ``token_low`` (numbers, single Latin letters: "1 2 3 4 5 6 7 8", "a 1 b 2 c 3 d 4"),
+    or when it has at most ``max_distinct`` distinct tokens ("d d d d", "ha ha ha").
+    ``positions[i]`` is the index (into ``token_hashes``) of n-gram i's first token, as
+    :func:`ngram_hashes` returns it.
+    """
+    out = np.zeros(positions.shape[0], dtype=np.bool_)
+    seen = np.empty(n, dtype=np.uint64)
+    for i in range(positions.shape[0]):
+        p = positions[i]
+        low = 0
+        distinct = 0
+        for t in range(p, p + n):
+            if token_low[t]:
+                low += 1
+            h = token_hashes[t]
+            new = True
+            for j in range(distinct):
+                if seen[j] == h:
+                    new = False
+                    break
+            if new:
+                seen[distinct] = h
+                distinct += 1
+        out[i] = low >= min_low or distinct <= max_distinct
+    return out
