@@ -289,7 +289,7 @@ def _run_end(cps, lut, pos, end, script_split):
 
 
 @njit(cache=True)
-def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets, script_split):
+def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets, script_split, initial_words):
     """The pattern view: words with slots masked, so instances of a template match.
 
     Runs on case-preserving (NFKC) text. Numbers (with inner ``.``/``,``) become
@@ -301,6 +301,9 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets,
     CLS_SCRIPT (rules 2) makes a CLS_SCRIPT letter, with the CLS_MARK characters after it, a
     plain word of its own that bounds quotes like a non-word character does (Chinese and
     Japanese put no space there); NO_SCRIPT_SPLIT (rules 1) gives the plain runs.
+    ``initial_words`` (rules 3; empty before): sorted token hashes of the common words that start
+    sentences; a capitalized sentence-initial word whose lowercase hash is not among them is a
+    name too ("Priya people don't" and "French people don't" → ``<name> people don t``).
     """
     cap = _token_capacity(cps, doc_ends, lut, script_split)
     hashes = np.empty(cap, dtype=np.uint64)
@@ -372,7 +375,12 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets,
                     h = h0
                     for i in range(s, pos):
                         h = (h ^ np.uint64(lower[cps[i]])) * FNV_PRIME
-                    hashes[t] = fmix64(h)
+                    h = fmix64(h)
+                    if sentence_start and initial_words.shape[0] and (lut[cps[s]] & CLS_UPPER):
+                        k = np.searchsorted(initial_words, h)
+                        if k >= initial_words.shape[0] or initial_words[k] != h:
+                            h = mask_hashes[2]  # a capitalized sentence start that is no common word
+                    hashes[t] = h
                 if want_offsets:
                     starts[t] = s
                     ends[t] = pos
