@@ -10,7 +10,9 @@ copied whole into the corpus is the positive control.
 from __future__ import annotations
 
 import json
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -128,3 +130,26 @@ def test_low_information_ngrams(text: str, low: bool) -> None:
     flags = low_information(tb.token_hashes, pos, 8, spec.seed, Thresholds())
     assert flags.shape[0] > 0
     assert bool(flags.all()) is low if low else not flags.any()
+
+
+SHARED_DATA = Path(os.environ.get("PROBE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+ALPACA = SHARED_DATA / "instruct" / "alpaca_5000" / "alpaca_5000.jsonl"
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not ALPACA.is_file(), reason="../shared/data is absent")
+def test_real_alpaca_number_runs_and_repeated_tokens_are_not_contamination(tmp_path) -> None:
+    """Alpaca 3401 (1 × 2 × … × 24) and 610 (D D D D …) against a page of keyboard-layout style text."""
+    with open(ALPACA, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    layout = ("Keyboard layout, number row and keys: " + " ".join(str(i) for i in range(1, 40))
+              + " and the notes C D D D D D D D D D D E E C C C C C C C C C C D D D D D D D D D E E.")
+    control = rows[0]  # copied whole into the corpus: must stay flagged
+    control_text = "\n".join(v for v in (control["instruction"], control["input"], control["output"]) if v)
+    write_parquet(tmp_path / "corpus" / "shard.parquet", make_docs(60, seed=2) + [layout, control_text])
+    build_index([str(tmp_path / "corpus")], tmp_path / "index", TextSpec(ns=(8, 13)), BuildConfig(workers=1))
+    out = scan_dataset([rows[3401], rows[610], control], tmp_path / "index").examples.to_pylist()
+    # the corpus does hold their n-grams (frequency alone, gpt3 / llama3, says so) ...
+    assert out[0]["contaminated_gpt3"] and out[1]["contaminated_llama3"]
+    # ... but a run of numbers or of one or two repeated tokens is no evidence for `default`
+    assert [r["contaminated_default"] for r in out] == [False, False, True]
