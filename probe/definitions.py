@@ -167,13 +167,17 @@ def _default(ev: Evidence, n: int) -> np.ndarray:
     th = ev.thresholds
     # evidence = rare matches that are neither templates of the dataset nor low-information
     # (probe.measures.templates); on a sampled index coverage is the sampled estimate
-    matched, coverage, longest = ev.surface[n].evidence()
-    hit = (matched >= th.min_hash_matches) & ((coverage >= th.default_coverage) | (longest >= th.default_span))
+    s = ev.surface[n]
+    matched, coverage, longest = s.evidence()
+    # on a sampled index one sampled match stands for ~sample_mod matched n-grams (and a 64-bit hash
+    # collision is ~5e-11 per lookup): one is enough, or short items could never be judged
+    need = 1 if s.estimate else th.min_hash_matches
+    hit = (matched >= need) & ((coverage >= th.default_coverage) | (longest >= th.default_span))
     if ev.pattern is not None and n in ev.pattern:
         # the pattern branch stands on its own rare matches: swapped numbers and names
         # can leave fewer than two rare *surface* matches in a short item
         p_matched, p_coverage, _p_longest = ev.pattern[n].evidence()
-        hit |= (p_matched >= th.min_hash_matches) & (p_coverage >= th.default_pattern)
+        hit |= (p_matched >= need) & (p_coverage >= th.default_pattern)
     return hit
 
 
