@@ -50,7 +50,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,9 @@ class PlantedConfig:
     related: int = 20  # family-mates of inserted items per benchmark (reported, not scored)
     seed: int = 20240917
     workers: int = 2
+    tokenizer_rules: int | None = None  # None: the newest (what a new index gets)
+    sample_mod: int = 1  # > 1: a sampled index (recall of the estimates, issue 14 item 5)
+    views: tuple[str, ...] = ("surface", "pattern")
 
 
 @dataclass
@@ -419,8 +422,10 @@ def run(out_dir: str | Path, cfg: PlantedConfig | None = None, log: Callable[[st
     seconds["write_corpus"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    build = build_index([str(shard)], out / "index", TextSpec(views=("surface", "pattern"), ns=(8, 13)),
-                        BuildConfig(workers=cfg.workers))
+    spec = TextSpec(views=cfg.views, ns=(8, 13), sample_mod=cfg.sample_mod)
+    if cfg.tokenizer_rules is not None:
+        spec = replace(spec, tokenizer_rules=cfg.tokenizer_rules)
+    build = build_index([str(shard)], out / "index", spec, BuildConfig(workers=cfg.workers))
     seconds["build"] = time.perf_counter() - t0
     log(f"built index: {build.docs} docs, {build.tokens} tokens, {seconds['build']:.1f}s "
         f"({len(planted)} planted documents)")
@@ -595,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--related", type=int, default=PlantedConfig.related)
     ap.add_argument("--seed", type=int, default=PlantedConfig.seed)
     ap.add_argument("--workers", type=int, default=PlantedConfig.workers)
+    ap.add_argument("--tokenizer-rules", type=int, default=None, help="default: the newest")
+    ap.add_argument("--sample-mod", type=int, default=1)
+    ap.add_argument("--views", default="surface,pattern")
     ap.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     args = ap.parse_args(argv)
     data = Path(args.data)
@@ -602,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shared data not found under {data}", file=sys.stderr)
         return 2
     cfg = PlantedConfig(data=data, per_cell=args.per_cell, negatives=args.negatives, related=args.related,
-                        seed=args.seed, workers=args.workers)
+                        seed=args.seed, workers=args.workers, tokenizer_rules=args.tokenizer_rules,
+                        sample_mod=args.sample_mod, views=tuple(args.views.split(",")))
     res = run(args.out, cfg)
     print(res.markdown)
     m = res.metrics

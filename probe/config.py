@@ -22,8 +22,10 @@ HASH_ALGORITHM = "probe-ngram-v1"  # fnv1a-64 over code points/ids + fmix64; pol
 DEFAULT_NS = (8, 13)
 # Versions of the words tokenizer's (and pattern view's) segmentation rules, see probe.text.tokenizers:
 # 1: every maximal run of word characters is a token; 2: as 1, but each letter of a script written without
-# spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) with its combining marks is a token of its own.
-TOKENIZER_RULES = (1, 2)
+# spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) with its combining marks is a token of its own;
+# 3: as 2, and the pattern view masks a capitalized sentence-initial word that is not a common sentence
+# starter as <name> (the surface view is the same as under 2).
+TOKENIZER_RULES = (1, 2, 3)
 LEGACY_TOKENIZER_RULES = 1  # what a stored spec without the field was built with
 
 

@@ -76,6 +76,8 @@ class Definition:
     needs: str  # why it is unavailable when judge_n is None; ``{th.<threshold>}`` is filled in
     judge_n: Callable[[Sequence[int], TextSpec, Thresholds], int | None]
     predicate: Callable[[Evidence, int], np.ndarray]
+    # why it cannot be computed from a sampled index (sample_mod > 1); None: it can, as an estimate
+    not_from_sample: str | None = None
 
 
 _REGISTRY: dict[str, Definition] = {}
@@ -127,6 +129,10 @@ def judge(names: Sequence[str], evidence: Evidence, spec: TextSpec, assessable: 
     unavailable: dict[str, str] = {}
     for name in names:
         d = get_definition(name)
+        if spec.sample_mod > 1 and d.not_from_sample is not None:
+            unavailable[name] = (f"cannot be computed from a sampled index (sample_mod {spec.sample_mod}): "
+                                 f"{d.not_from_sample}; build the index with sample_mod 1")
+            continue
         n = d.judge_n(ns, spec, evidence.thresholds)
         if n is None or n not in evidence.surface:
             unavailable[name] = d.needs.format(th=evidence.thresholds)
@@ -159,14 +165,19 @@ def _gpt4_n(ns: Sequence[int], spec: TextSpec, _th: Thresholds) -> int | None:
 
 def _default(ev: Evidence, n: int) -> np.ndarray:
     th = ev.thresholds
+    # evidence = rare matches that are neither templates of the dataset nor low-information
+    # (probe.measures.templates); on a sampled index coverage is the sampled estimate
     s = ev.surface[n]
-    hit = (s.matched_rare >= th.min_hash_matches) & (
-        (s.token_coverage_rare >= th.default_coverage) | (s.longest_rare >= th.default_span))
+    matched, coverage, longest = s.evidence()
+    # on a sampled index one sampled match stands for ~sample_mod matched n-grams (and a 64-bit hash
+    # collision is ~5e-11 per lookup): one is enough, or short items could never be judged
+    need = 1 if s.estimate else th.min_hash_matches
+    hit = (matched >= need) & ((coverage >= th.default_coverage) | (longest >= th.default_span))
     if ev.pattern is not None and n in ev.pattern:
         # the pattern branch stands on its own rare matches: swapped numbers and names
         # can leave fewer than two rare *surface* matches in a short item
-        p = ev.pattern[n]
-        hit |= (p.matched_rare >= th.min_hash_matches) & (p.token_coverage_rare >= th.default_pattern)
+        p_matched, p_coverage, _p_longest = ev.pattern[n].evidence()
+        hit |= (p_matched >= need) & (p_coverage >= th.default_pattern)
     return hit
 
 
@@ -176,6 +187,10 @@ def _gpt4(ev: Evidence, _n: int) -> np.ndarray:
     return ev.windows50.matched >= 1
 
 
+_SPANS = ("it counts runs of consecutive matched n-grams, and a sample never holds consecutive n-grams "
+          "(tokens between sampled positions are not looked up)")
+_ANY_OVERLAP = "'any overlap' needs every n-gram looked up; a sample sees each n-gram with probability 1/sample_mod"
+
 BUILTIN_DEFINITIONS = (
     Definition("default", "probe (this project): rare-n-gram coverage or span, with a pattern-view branch",
                "≥ 2 rare matched n-grams at the smallest n with rare coverage ≥ 50 % or a rare span ≥ 20 "
@@ -184,19 +199,19 @@ BUILTIN_DEFINITIONS = (
     Definition("gpt2", "Radford et al. 2019, §4", "≥ 50 % of the 8-grams found", "needs n=8 in the index",
                _fixed(8), lambda ev, n: ev.surface[n].ngram_coverage >= ev.thresholds.gpt2),
     Definition("gpt3", "Brown et al. 2020, App. C", "any 13-gram found in ≤ max_docs documents",
-               "needs n=13 in the index", _fixed(13), lambda ev, n: ev.surface[n].matched_rare >= 1),
+               "needs n=13 in the index", _fixed(13), lambda ev, n: ev.surface[n].matched_rare >= 1, _ANY_OVERLAP),
     Definition("palm", "Chowdhery et al. 2022, §8", "≥ 70 % of the 8-grams found", "needs n=8 in the index",
                _fixed(8), lambda ev, n: ev.surface[n].ngram_coverage >= ev.thresholds.palm),
     Definition("gpt4", "OpenAI 2023, App. C", "any of three sampled 50-character substrings found",
-               "needs an index built with --tokenizer chars --n 50", _gpt4_n, _gpt4),
+               "needs an index built with --tokenizer chars --n 50", _gpt4_n, _gpt4, _ANY_OVERLAP),
     Definition("llama2", "Touvron et al. 2023, App. A.6", "≥ 80 % of tokens in matched spans ≥ 10 tokens",
                "needs an n <= {th.llama2_min_span} in the index", llama2_n,
-               lambda ev, n: ev.surface[n].span_coverage >= ev.thresholds.llama2_dirty),
+               lambda ev, n: ev.surface[n].span_coverage >= ev.thresholds.llama2_dirty, _SPANS),
     Definition("llama3", "Dubey et al. 2024, §5.1.4", "≥ 50 % of tokens inside matched 8-grams",
                "needs n=8 in the index", _fixed(8),
                lambda ev, n: ev.surface[n].token_coverage >= ev.thresholds.llama3),
     Definition("lmeval", "lm-evaluation-harness decontamination", "any 13-gram found",
-               "needs n=13 in the index", _fixed(13), lambda ev, n: ev.surface[n].matched >= 1),
+               "needs n=13 in the index", _fixed(13), lambda ev, n: ev.surface[n].matched >= 1, _ANY_OVERLAP),
 )
 for _d in BUILTIN_DEFINITIONS:
     register_definition(_d)

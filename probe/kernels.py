@@ -289,7 +289,7 @@ def _run_end(cps, lut, pos, end, script_split):
 
 
 @njit(cache=True)
-def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets, script_split):
+def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets, script_split, initial_words):
     """The pattern view: words with slots masked, so instances of a template match.
 
     Runs on case-preserving (NFKC) text. Numbers (with inner ``.``/``,``) become
@@ -301,6 +301,9 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets,
     CLS_SCRIPT (rules 2) makes a CLS_SCRIPT letter, with the CLS_MARK characters after it, a
     plain word of its own that bounds quotes like a non-word character does (Chinese and
     Japanese put no space there); NO_SCRIPT_SPLIT (rules 1) gives the plain runs.
+    ``initial_words`` (rules 3; empty before): sorted token hashes of the common words that start
+    sentences; a capitalized sentence-initial word whose lowercase hash is not among them is a
+    name too ("Priya people don't" and "French people don't" → ``<name> people don t``).
     """
     cap = _token_capacity(cps, doc_ends, lut, script_split)
     hashes = np.empty(cap, dtype=np.uint64)
@@ -372,7 +375,12 @@ def tokenize_pattern(cps, doc_ends, lut, lower, mask_hashes, seed, want_offsets,
                     h = h0
                     for i in range(s, pos):
                         h = (h ^ np.uint64(lower[cps[i]])) * FNV_PRIME
-                    hashes[t] = fmix64(h)
+                    h = fmix64(h)
+                    if sentence_start and initial_words.shape[0] and (lut[cps[s]] & CLS_UPPER):
+                        k = np.searchsorted(initial_words, h)
+                        if k >= initial_words.shape[0] or initial_words[k] != h:
+                            h = mask_hashes[2]  # a capitalized sentence start that is no common word
+                    hashes[t] = h
                 if want_offsets:
                     starts[t] = s
                     ends[t] = pos
@@ -716,4 +724,36 @@ def find_sorted(table, queries):
         j = lo
         if j < n and table[j] == x:
             out[i] = j
+    return out
+
+
+@njit(cache=True)
+def low_information_ngrams(token_hashes, token_low, positions, n, min_low, max_distinct):
+    """Per n-gram: True when it carries little information (not evidence of a leak).
+
+    An n-gram is low-information when at least ``min_low`` of its tokens are flagged in
+    ``token_low`` (numbers, single Latin letters: "1 2 3 4 5 6 7 8", "a 1 b 2 c 3 d 4"),
+    or when it has at most ``max_distinct`` distinct tokens ("d d d d", "ha ha ha").
+    ``positions[i]`` is the index (into ``token_hashes``) of n-gram i's first token, as
+    :func:`ngram_hashes` returns it.
+    """
+    out = np.zeros(positions.shape[0], dtype=np.bool_)
+    seen = np.empty(n, dtype=np.uint64)
+    for i in range(positions.shape[0]):
+        p = positions[i]
+        low = 0
+        distinct = 0
+        for t in range(p, p + n):
+            if token_low[t]:
+                low += 1
+            h = token_hashes[t]
+            new = True
+            for j in range(distinct):
+                if seen[j] == h:
+                    new = False
+                    break
+            if new:
+                seen[distinct] = h
+                distinct += 1
+        out[i] = low >= min_low or distinct <= max_distinct
     return out

@@ -8,7 +8,7 @@ lists, so a disagreement points at the vectorized code, not at the test.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 
 import numpy as np
 import pytest
@@ -144,12 +144,30 @@ def test_score_ngrams_matches_the_oracle(batch: tuple[list[Doc], int, Thresholds
     got = score_ngrams(*_arrays(docs), n, th)
     want = oracle(docs, n, th)
     for f in fields(NgramScores):
+        if f.default is not MISSING:  # the discounted evidence: see the test below
+            continue
         values = getattr(got, f.name)
         assert values.shape == (len(docs),), f.name
         if values.dtype.kind == "f":
             np.testing.assert_allclose(values, want[f.name], rtol=1e-12, atol=0, err_msg=f.name)
         else:
             assert values.tolist() == want[f.name], f.name
+
+
+@given(batches())
+def test_discounted_ngrams_are_not_evidence(batch: tuple[list[Doc], int, Thresholds]) -> None:
+    docs, n, th = batch
+    args = _arrays(docs)
+    m = args[0].shape[0]
+    plain = score_ngrams(*args, n, th)
+    kept = score_ngrams(*args, n, th, discount=np.zeros(m, bool))
+    assert [a.tolist() for a in kept.evidence()] == [
+        plain.matched_rare.tolist(), plain.token_coverage_rare.tolist(), plain.longest_rare.tolist()]
+    gone = score_ngrams(*args, n, th, discount=np.ones(m, bool), template=np.ones(m, bool))
+    assert all(not a.any() for a in gone.evidence())
+    # rare (frequency-only) values are untouched: gpt3 reads them
+    assert gone.matched_rare.tolist() == plain.matched_rare.tolist()
+    assert gone.template_token_share.tolist() == [1.0 if x > 0 else 0.0 for x in plain.matched.tolist()]
 
 
 @given(batches())
@@ -179,7 +197,7 @@ def test_documents_shorter_than_n_and_empty_ones_score_zero() -> None:
 
 def test_an_empty_batch() -> None:
     got = score_ngrams(*_arrays([]), 8, Thresholds())
-    assert all(getattr(got, f.name).shape == (0,) for f in fields(NgramScores))
+    assert all(getattr(got, f.name).shape == (0,) for f in fields(NgramScores) if f.default is MISSING)
 
 
 def test_frequent_ngrams_count_for_coverage_but_not_for_the_rare_variants() -> None:
@@ -198,6 +216,8 @@ def scores(e: int = 1, **values: object) -> NgramScores:
     """Hand-made NgramScores: every array zero except the given ones (scalars broadcast)."""
     base = {}
     for f in fields(NgramScores):
+        if f.default is not MISSING:
+            continue  # no discount given: `default` reads the rare values
         kind = np.float64 if f.name.endswith(("coverage", "coverage_rare")) or f.name == "median_count" else np.int64
         base[f.name] = np.zeros(e, kind)
     base["ngrams"] = np.full(e, 10, np.int64)

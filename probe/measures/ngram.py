@@ -8,6 +8,7 @@ definitions, the verdict and provenance read.
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -19,14 +20,19 @@ import numpy as np
 import pyarrow as pa
 
 from probe import kernels
+from probe.errors import ConfigError
 from probe.index.reader import LookupResult
 from probe.measures import Measure as _Measure
 from probe.measures import MeasureAggregate, MeasureBatch, Requirement, ScanBatch, ScanContext
-from probe.scoring import NgramScores, score_ngrams
+from probe.measures.templates import DatasetNgramFrequency, TemplateList, low_information
+from probe.scoring import NgramScores, Thresholds, coverage_interval, score_ngrams
 from probe.sources.datasets import FIELDS
 
 SCAN_FIELDS = (*FIELDS, "whole")
+WHOLE = SCAN_FIELDS.index("whole")
+DISCOUNT_OPTIONS = ("template_examples", "template_share", "low_info_share", "low_info_distinct")
 HIST_BINS = 20
+MAX_COUNTED_TEMPLATES = 100_000  # distinct pattern templates counted (memory bound)
 LONGEST_EDGES = (0, 1, 8, 13, 20, 50, 100, 200)  # longest-match histogram bins (tokens)
 
 
@@ -49,6 +55,9 @@ class NgramEvidence:
     sample_hashes: NgramHashes | None  # ... and its n-grams
     lookups: int
     nmin: int
+    templates: list[tuple[str, int, int, int, int, int, int]] = dataclasses.field(default_factory=list)
+    # runs of matched template n-grams: (view, first hash, examples (fewest of the run), corpus docs
+    # (most of the run), batch document, first token, last token)
 
     def target(self, target_field: str, view: str) -> dict[int, NgramScores] | None:
         out = {n: s for (f, v, n), s in self.scores.items() if f == target_field and v == view}
@@ -60,6 +69,28 @@ class NgramMeasure(_Measure):
     title = "exact n-gram overlap"
     cost = "one hashed lookup per n-gram per (view, n)"
     required = True  # the verdict and the definitions read it
+    first_pass = True  # counts how many examples hold each n-gram (dataset-side templates)
+
+    def __init__(self) -> None:
+        self.frequency: dict[str, DatasetNgramFrequency] = {}
+
+    def thresholds(self, ctx: ScanContext) -> Thresholds:
+        """The scan's thresholds with this measure's options (``template_examples`` …) applied."""
+        options = dict(self.options(ctx))
+        unknown = sorted(set(options) - set(DISCOUNT_OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown} of measure 'ngram'; choose from "
+                              f"{', '.join(DISCOUNT_OPTIONS)}")
+        return dataclasses.replace(ctx.config.thresholds, **options)
+
+    def observe(self, batch: ScanBatch, ctx: ScanContext) -> None:
+        """Count, per view, the examples holding each whole-example n-gram at the smallest n."""
+        e = batch.size
+        for view, tb in batch.tokens.items():
+            tok_lo = int(tb.doc_token_ends[WHOLE * e - 1]) if WHOLE * e else 0
+            h, de, _pos = kernels.ngram_hashes(tb.token_hashes[tok_lo:], tb.doc_token_ends[WHOLE * e:] - tok_lo,
+                                              min(ctx.ns), ctx.reader.spec.sample_mod)
+            self.frequency.setdefault(view, DatasetNgramFrequency()).observe(h, de)
 
     def needs(self, ctx: ScanContext) -> Requirement:
         nmin = min(ctx.ns)
@@ -71,7 +102,7 @@ class NgramMeasure(_Measure):
         return ctx.reader.spec.sample_mod > 1
 
     def compute(self, batch: ScanBatch, ctx: ScanContext, earlier: dict[str, MeasureBatch]) -> MeasureBatch:
-        evidence = lookup_and_score(batch, ctx)
+        evidence = lookup_and_score(batch, ctx, self.frequency, self.thresholds(ctx))
         columns = field_columns(batch, ctx, evidence)
         joint, joint_exact = joint_same_document(evidence, batch.size)
         columns["joint_same_doc"] = pa.array(joint)
@@ -79,13 +110,44 @@ class NgramMeasure(_Measure):
         return MeasureBatch(columns, evidence)
 
     def aggregate(self, ctx: ScanContext) -> NgramAggregate:
-        return NgramAggregate("pattern" in ctx.reader.spec.views, ctx.config.target_field)
+        return NgramAggregate("pattern" in ctx.reader.spec.views, ctx.config.target_field,
+                              ctx.reader.spec.sample_mod)
 
 
-def lookup_and_score(batch: ScanBatch, ctx: ScanContext) -> NgramEvidence:
-    """Look every n-gram of the batch up, once per (view, n), and score each field."""
+def _discounts(view: str, tb: Any, h: np.ndarray, de: np.ndarray, pos: np.ndarray, n: int, res: LookupResult,
+               ctx: ScanContext, frequency: dict[str, DatasetNgramFrequency] | None, thresholds: Thresholds
+               ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, int, int, int, int, int]]]:
+    """(not evidence, template) per n-gram, and the matched templates found."""
+    discount = low_information(tb.token_hashes, pos, n, ctx.reader.spec.seed, thresholds)
+    template = np.zeros(h.shape[0], bool)
+    found: list[tuple[str, int, int, int, int, int, int]] = []
+    if frequency and view in frequency:
+        template, examples = frequency[view].templates(h, thresholds)
+        hits = np.nonzero(template & (res.counts > 0))[0]
+        if hits.shape[0]:
+            # one entry per run of consecutive matched template n-grams of one document (the stem, whole)
+            doc_of = np.searchsorted(de, hits, side="right")
+            breaks = np.nonzero((np.diff(doc_of) != 0) | (np.diff(pos[hits]) != 1))[0] + 1
+            for run in np.split(np.arange(hits.shape[0]), breaks):
+                first, last = hits[run[0]], hits[run[-1]]
+                found.append((view, int(h[first]), int(examples[hits[run]].min()), int(res.docs[hits[run]].max()),
+                              int(doc_of[run[0]]), int(pos[first]), int(pos[last]) + n - 1))
+        discount |= template
+    return discount, template, found
+
+
+def lookup_and_score(batch: ScanBatch, ctx: ScanContext, frequency: dict[str, DatasetNgramFrequency] | None = None,
+                     thresholds: Thresholds | None = None) -> NgramEvidence:
+    """Look every n-gram of the batch up, once per (view, n), and score each field.
+
+    At the smallest n (the one `default` judges at) each n-gram is also tested for the two
+    discounts of :mod:`probe.measures.templates`: a template of the dataset (``frequency``,
+    from the first pass) or a low-information n-gram; either keeps it out of `default`'s evidence.
+    """
     reader, config = ctx.reader, ctx.config
-    thresholds = config.thresholds
+    thresholds = thresholds or config.thresholds
+    sample_mod = reader.spec.sample_mod
+    templates: list[tuple[str, int, int, int, int, int, int]] = []
     e = batch.size
     ns = ctx.ns
     nmin = ns[0]
@@ -103,6 +165,10 @@ def lookup_and_score(batch: ScanBatch, ctx: ScanContext) -> NgramEvidence:
             lookups += h.shape[0]
             if want_samples:
                 samples, sample_hashes = res, NgramHashes(h, de, pos)
+            discount = template = None
+            if n == nmin:
+                discount, template, found = _discounts(view, tb, h, de, pos, n, res, ctx, frequency, thresholds)
+                templates += found
             for fi, f in enumerate(SCAN_FIELDS):
                 lo_doc, hi_doc = fi * e, (fi + 1) * e
                 ng_lo = int(de[lo_doc - 1]) if lo_doc else 0
@@ -110,11 +176,13 @@ def lookup_and_score(batch: ScanBatch, ctx: ScanContext) -> NgramEvidence:
                 sl = slice(ng_lo, int(de[hi_doc - 1]))
                 args = (res.docs[sl], pos[sl] - tok_lo, de[lo_doc:hi_doc] - ng_lo,
                         tb.doc_token_ends[lo_doc:hi_doc] - tok_lo, n, thresholds)
-                scores[(f, view, n)] = score_ngrams(res.counts[sl], *args)
+                scores[(f, view, n)] = score_ngrams(
+                    res.counts[sl], *args, discount=None if discount is None else discount[sl],
+                    template=None if template is None else template[sl], sample_mod=sample_mod)
                 if chars50 and n == 50 and view == "surface" and f == config.target_field:
                     # GPT-4 samples three windows; coverage and spans use every window
                     windows50 = score_ngrams(_three_windows(res.counts[sl], de[lo_doc:hi_doc] - ng_lo), *args)
-    return NgramEvidence(scores, windows50, samples, sample_hashes, lookups, nmin)
+    return NgramEvidence(scores, windows50, samples, sample_hashes, lookups, nmin, templates)
 
 
 def field_columns(batch: ScanBatch, ctx: ScanContext, evidence: NgramEvidence) -> dict[str, pa.Array]:
@@ -143,6 +211,13 @@ def field_columns(batch: ScanBatch, ctx: ScanContext, evidence: NgramEvidence) -
             if has_pattern:
                 cols[f"{f}_pattern_token_coverage_{n}"] = pa.array(scores[(f, "pattern", n)].token_coverage,
                                                                    mask=absent)
+        if base.template_token_share is not None:
+            cols[f"{f}_template_token_share"] = pa.array(base.template_token_share, mask=absent)
+        # a sampled index: the coverage is an estimate, with its 95 % interval; exact: a zero-width interval
+        low, high = (coverage_interval(base.matched, base.ngrams) if base.estimate
+                     else (base.token_coverage, base.token_coverage))
+        cols[f"{f}_token_coverage_low"] = pa.array(low, mask=absent)
+        cols[f"{f}_token_coverage_high"] = pa.array(high, mask=absent)
         cols[f"{f}_longest_match_tokens"] = pa.array(base.longest, mask=absent)
         cols[f"{f}_longest_rare_match_tokens"] = pa.array(base.longest_rare, mask=absent)
         cols[f"{f}_max_count"] = pa.array(base.max_count, mask=absent)
@@ -248,13 +323,17 @@ def joint_same_document(evidence: NgramEvidence, e: int) -> tuple[np.ndarray, np
 class NgramAggregate(MeasureAggregate):
     """Coverage histograms per field and view, the longest-match histogram, the lookup count."""
 
-    def __init__(self, has_pattern: bool, target_field: str) -> None:
+    def __init__(self, has_pattern: bool, target_field: str, sample_mod: int = 1) -> None:
         self.views = ("surface", "pattern") if has_pattern else ("surface",)
         self.hist: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(HIST_BINS, np.int64))
         self.sums: Counter[str] = Counter()
         self.longest_hist = np.zeros(len(LONGEST_EDGES), np.int64)
         self.lookups = 0
         self.target_field = target_field
+        self.sample_mod = sample_mod
+        self.templates = TemplateList()
+        self.pattern_templates: set[int] = set()
+        self.template_examples = 0  # examples with at least one matched template n-gram (target field)
 
     def add(self, output: MeasureBatch, batch: ScanBatch) -> None:
         ev: NgramEvidence = output.payload
@@ -270,9 +349,25 @@ class NgramAggregate(MeasureAggregate):
                 bins = np.minimum((values * HIST_BINS).astype(np.int64), HIST_BINS - 1)
                 self.hist[key] += np.bincount(bins, minlength=HIST_BINS)
                 self.sums[key] += float(values.sum())
+        self._add_templates(ev, batch)
         longest = ev.scores[(self.target_field, "surface", ev.nmin)].longest
         self.longest_hist += np.bincount(np.searchsorted(np.array(LONGEST_EDGES[1:]), longest, side="right"),
                                          minlength=len(LONGEST_EDGES))
+
+    def _add_templates(self, ev: NgramEvidence, batch: ScanBatch) -> None:
+        share = ev.scores[(self.target_field, "surface", ev.nmin)].template_token_share
+        if share is not None:
+            self.template_examples += int((share > 0).sum())
+        tb = batch.tokens["surface"]
+        for view, hash_, examples, docs, doc, first, last in ev.templates:
+            if view != "surface":  # pattern n-grams have no text of their own; counted only
+                if len(self.pattern_templates) < MAX_COUNTED_TEMPLATES:
+                    self.pattern_templates.add(hash_)
+                continue
+            # token offsets are relative to the document's normalized text (tb.texts[doc])
+            a = int(tb.token_starts[first])
+            b = int(tb.token_ends[last])
+            self.templates.add(view, examples, docs, tb.texts[doc][a:b])
 
     def to_dict(self) -> dict[str, Any]:
         coverage = {}
@@ -282,4 +377,7 @@ class NgramAggregate(MeasureAggregate):
                              "histogram": hist.tolist()}
         return {"coverage": coverage,
                 "longest_match_histogram": {"edges": list(LONGEST_EDGES), "counts": self.longest_hist.tolist()},
-                "lookups": self.lookups}
+                "lookups": self.lookups,
+                "templates": {"examples_with_template": self.template_examples,
+                              "pattern_templates": len(self.pattern_templates),
+                              "top": self.templates.to_list()}}

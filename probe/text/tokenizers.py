@@ -211,6 +211,40 @@ def encode_codepoints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return kernels.utf8_to_codepoints(buf, n_cps), doc_ends
 
 
+# Rules 3: common words that start English sentences (pronouns, determiners, conjunctions, question
+# words, prepositions, auxiliaries, frequent adverbs and instruction verbs). A capitalized word at a
+# sentence start that is not one of these is masked as a name by the pattern view. Part of the text
+# spec (tokenizer_rules 3): changing the list changes pattern hashes, so it needs new rules.
+SENTENCE_STARTERS = frozenset("""
+a about above according actually after again against all almost also although always among an and
+another any anyone anything are around as at back based be because been before being below besides
+between both but by calculate can choose classify compare compute consider could create describe
+despite determine did do does doing don during each either even every everyone everything evaluate
+explain find first five for four from generate give given good great had has have having he her here
+hers him his how however i identify if imagine in include instead is it its just last lastly let like
+list make many may maybe me meanwhile might more moreover most much must my name neither never next no
+none nor not nothing now of often on once one only or other others our out over perhaps please provide
+rather read rewrite second select several she should show similarly simplify since six so solve some
+someone something sometimes soon still such suggest suppose take tell ten than thank thanks that the
+their them then there therefore these they third this those though three through thus to today too
+translate true two under unless until up upon use usually very was we well were what whatever when
+where whether which while who whom whose why will with within without would write yes yet you your
+""".split())
+
+
+@lru_cache(maxsize=8)
+def sentence_starter_hashes(seed: int) -> np.ndarray:
+    """Sorted token hashes of :data:`SENTENCE_STARTERS` (what the pattern kernel compares under rules 3)."""
+    return np.unique(np.array(
+        [kernels.hash_codepoints(np.frombuffer(w.encode("utf-32-le"), np.uint32), seed) for w in SENTENCE_STARTERS],
+        dtype=np.uint64))
+
+
+def pattern_initial_words(spec: TextSpec) -> np.ndarray:
+    """The pattern kernel's ``initial_words`` for the spec's tokenizer rules (empty before rules 3)."""
+    return sentence_starter_hashes(spec.seed) if spec.tokenizer_rules >= 3 else np.zeros(0, np.uint64)
+
+
 def mask_hashes(seed: int) -> np.ndarray:
     """Token hashes of the pattern view's mask tokens (no word char can produce them)."""
     return np.array(
@@ -274,7 +308,8 @@ class Tokenizer:
             # an ASCII batch holds no split letter: the plain-runs path is the same result, faster
             split = kernels.NO_SCRIPT_SPLIT if cps.dtype == np.uint8 else self._script_split
             h, dte, s, e = kernels.tokenize_pattern(
-                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets, split
+                cps, doc_ends, char_classes(), simple_lower(), mask_hashes(seed), seed, with_offsets, split,
+                pattern_initial_words(self.spec),
             )
         elif view != "surface":
             raise ConfigError(f"unknown view {view!r}")
