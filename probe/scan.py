@@ -58,7 +58,8 @@ from probe.sources.datasets import (
 from probe.text.tokenizers import Tokenizer
 
 NGRAM_TOP_LEVEL = ("coverage", "longest_match_histogram", "lookups")  # summary keys older than measures
-LOOKAHEAD_BATCHES = 4  # batches tokenized ahead while the index is still loading
+LOOKAHEAD_BATCHES = 4
+FIRST_PASS_KEEP_BYTES = 256 << 20  # prepared batches kept from a first pass instead of reading the dataset again  # batches tokenized ahead while the index is still loading
 
 
 @dataclass(frozen=True)
@@ -268,17 +269,13 @@ class _Scan:
         schema = detect_schema(self.dataset, self.config.dataset)
         # the index tables load on background threads while the dataset is read and tokenized
         reader.prefetch([t for m in self.measures for t in m.needs(self.ctx).tables])
-        observers = [m for m in self.measures if m.first_pass]
-        if observers:  # dataset-wide statistics (e.g. how many examples share an n-gram) before scoring
-            for batch in _prepared_batches(read_examples(self.dataset, self.config.dataset, DatasetReadStats()),
-                                           reader, self.ctx.tokenizer, self.ctx.views):
-                interrupt.check()
-                for m in observers:
-                    m.observe(batch, self.ctx)
+        kept = self.first_pass([m for m in self.measures if m.first_pass])
         sink = _ExamplesSink(out_dir)
         try:
-            for batch in _prepared_batches(read_examples(self.dataset, self.config.dataset, self.stats),
-                                           reader, self.ctx.tokenizer, self.ctx.views):
+            batches = kept if kept is not None else _prepared_batches(
+                read_examples(self.dataset, self.config.dataset, self.stats), reader, self.ctx.tokenizer,
+                self.ctx.views)
+            for batch in batches:
                 interrupt.check()  # a stop swallowed by a finalizer during the last batch
                 outcome = self.scan_batch(batch)
                 self.fold(outcome)
@@ -299,6 +296,33 @@ class _Scan:
             sink.discard(remove_dir=False)
             raise
         return ScanResult(summary, out_dir, table)
+
+    def first_pass(self, observers: list[Measure]) -> list[ScanBatch] | None:
+        """Let ``observers`` see the whole dataset before scoring (e.g. n-grams shared by many examples).
+
+        The prepared batches are kept for the scoring pass while they fit in FIRST_PASS_KEEP_BYTES,
+        so a dataset of benchmark size is read and tokenized once; a larger one is read again
+        (memory stays bounded). Returns the kept batches, or None when the dataset must be re-read.
+        """
+        if not observers:
+            return None
+        stats = DatasetReadStats()
+        kept: list[ScanBatch] | None = []
+        size = 0
+        for batch in _prepared_batches(read_examples(self.dataset, self.config.dataset, stats),
+                                       self.ctx.reader, self.ctx.tokenizer, self.ctx.views):
+            interrupt.check()
+            for m in observers:
+                m.observe(batch, self.ctx)
+            if kept is not None:
+                size += _batch_bytes(batch)
+                if size <= FIRST_PASS_KEEP_BYTES:
+                    kept.append(batch)
+                else:
+                    kept = None  # too large to hold: the scoring pass reads the dataset again
+        if kept is not None:
+            self.stats = stats  # the scoring pass reads nothing: the first pass's accounting is the scan's
+        return kept
 
     def scan_batch(self, batch: ScanBatch) -> _BatchOutcome:
         outputs: dict[str, MeasureBatch] = {}
@@ -450,6 +474,13 @@ def _prepared_batches(batches: Iterable[list[Any]], reader: IndexReader, tokeniz
         if not ahead:
             return
         yield ahead.popleft()
+
+
+def _batch_bytes(batch: ScanBatch) -> int:
+    """Approximate memory of a prepared batch: its token arrays and its texts."""
+    arrays = sum(a.nbytes for tb in batch.tokens.values()
+                 for a in (tb.token_hashes, tb.doc_token_ends, tb.token_starts, tb.token_ends) if a is not None)
+    return arrays + 2 * sum(len(t) for texts in batch.field_texts.values() for t in texts)
 
 
 def _count(n: int, noun: str) -> str:

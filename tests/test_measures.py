@@ -244,3 +244,28 @@ def test_every_report_lists_the_other_measures_and_why_one_is_unavailable(world:
     assert f"measure toy_chars (exact): total_chars={total}" in buf.getvalue()
     assert "measure toy_side unavailable" in buf.getvalue()
     assert load_report(out).summary.measures["toy_chars"].aggregates["max_chars"] > 0
+
+
+def test_a_first_pass_keeps_small_datasets_in_memory_and_rereads_large_ones(world: dict[str, Path],
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same results either way; a dataset that does not fit FIRST_PASS_KEEP_BYTES is read twice."""
+    import probe.scan as scan_module
+    from probe.sources import datasets
+
+    reads = []
+    real = datasets.read_examples
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "read_examples", counting)
+    small = scan_dataset(world["dataset"], world["index"])
+    assert len(reads) == 1  # the n-gram measure's first pass (templates) kept the batches
+    monkeypatch.setattr(scan_module, "FIRST_PASS_KEEP_BYTES", 0)
+    reads.clear()
+    large = scan_dataset(world["dataset"], world["index"])
+    assert len(reads) == 2
+    assert small.examples.drop(["id"]).equals(large.examples.drop(["id"]))
+    assert small.summary.examples == large.summary.examples == len(DATASET)
+    assert small.summary.dataset.records == large.summary.dataset.records == len(DATASET)
