@@ -757,3 +757,11 @@ def low_information_ngrams(token_hashes, token_low, positions, n, min_low, max_d
                 distinct += 1
         out[i] = low >= min_low or distinct <= max_distinct
     return out
+
+
+@njit(cache=True, nogil=True)
+def count_into(table: np.ndarray, rows: np.ndarray) -> None:
+    """``table[d, rows[d, i]] += 1`` for every sketch row d and item i (np.add.at is ~50x slower)."""
+    for d in range(rows.shape[0]):
+        for i in range(rows.shape[1]):
+            table[d, rows[d, i]] += 1

@@ -119,6 +119,20 @@ def _words(text: str) -> list[str]:
 
 
 # =========================================================================== children
+def duckdb_grams_sql(source: str, key: str) -> str:
+    """(doc, 13-gram hash) rows of a text source: one row per word (position kept), then hash(w, next 12
+    words) over a window per document (also used by bench/peers/fresh.py)."""
+    leads = ", ".join(f"lead(w, {k}) OVER win" for k in range(1, N))
+    return f"""
+        WITH d AS (SELECT {key} AS doc, regexp_split_to_array(lower(text), '[^\\p{{L}}\\p{{N}}_]+') AS ws
+                   FROM {source}),
+             t AS (SELECT doc, unnest(ws) AS w, generate_subscripts(ws, 1) AS pos FROM d),
+             t2 AS (SELECT * FROM t WHERE w <> ''),
+             g AS (SELECT doc, hash(w, {leads}) AS h, lead(w, {N - 1}) OVER win AS last FROM t2
+                   WINDOW win AS (PARTITION BY doc ORDER BY pos))
+        SELECT doc, h FROM g WHERE last IS NOT NULL"""
+
+
 def child_duckdb(corpus: str, work: str, datasets: list[str], threads: int) -> dict[str, Any]:
     import duckdb
 
@@ -130,18 +144,7 @@ def child_duckdb(corpus: str, work: str, datasets: list[str], threads: int) -> d
     con.execute(f"SET threads={threads}")
     con.execute("SET preserve_insertion_order=false")
     con.execute(f"SET temp_directory='{db.parent / 'tmp'}'")
-    leads = ", ".join(f"lead(w, {k}) OVER win" for k in range(1, N))
-
-    def grams_sql(source: str, key: str) -> str:
-        # one row per word (position kept), then hash(w, next 12 words) over a window per document
-        return f"""
-        WITH d AS (SELECT {key} AS doc, regexp_split_to_array(lower(text), '[^\\p{{L}}\\p{{N}}_]+') AS ws
-                   FROM {source}),
-             t AS (SELECT doc, unnest(ws) AS w, generate_subscripts(ws, 1) AS pos FROM d),
-             t2 AS (SELECT * FROM t WHERE w <> ''),
-             g AS (SELECT doc, hash(w, {leads}) AS h, lead(w, {N - 1}) OVER win AS last FROM t2
-                   WINDOW win AS (PARTITION BY doc ORDER BY pos))
-        SELECT doc, h FROM g WHERE last IS NOT NULL"""
+    grams_sql = duckdb_grams_sql
 
     files = ", ".join(f"'{f}'" for f in _corpus_files(corpus))
     t0 = time.perf_counter()

@@ -69,9 +69,12 @@ def low_information(token_hashes: np.ndarray, positions: np.ndarray, n: int, see
 
 def _per_example_unique(hashes: np.ndarray, doc_ends: np.ndarray) -> np.ndarray:
     """The hashes of every document with repeats inside one document removed (one count per example)."""
-    doc_of = np.repeat(np.arange(doc_ends.shape[0], dtype=np.uint64), np.diff(doc_ends, prepend=0))
-    pairs = np.unique(np.stack([doc_of, hashes]), axis=1)
-    return pairs[1]
+    doc_of = np.repeat(np.arange(doc_ends.shape[0], dtype=np.int64), np.diff(doc_ends, prepend=0))
+    order = np.lexsort((hashes, doc_of))  # by document, then hash (np.unique(axis=1) is ~5x slower)
+    h, d = hashes[order], doc_of[order]
+    first = np.ones(h.shape[0], bool)
+    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
+    return h[first]
 
 
 class DatasetNgramFrequency:
@@ -91,9 +94,7 @@ class DatasetNgramFrequency:
         self.examples += int(doc_ends.shape[0])
         if hashes.shape[0] == 0:
             return
-        rows = self._rows(_per_example_unique(hashes, doc_ends))
-        for d in range(SKETCH_DEPTH):
-            np.add.at(self.table[d], rows[d], 1)
+        kernels.count_into(self.table, self._rows(_per_example_unique(hashes, doc_ends)))
 
     def counts(self, hashes: np.ndarray) -> np.ndarray:
         """Estimated examples holding each hash (never below the true count)."""
