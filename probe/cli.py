@@ -367,16 +367,16 @@ def index_verify(index_dir: Path, deep: bool, output_format: str) -> None:
 
     report = verify_index(index_dir, deep=deep)
     if output_format == "json":
-        _emit_json(report)
+        _emit_json(report.to_dict())
     else:
-        status = "OK" if report["ok"] else "FAILED"
-        click.echo(f"{index_dir}: snapshot {report['snapshot']}: {status} "
-                   f"({report['files_checked']} files checked{', deep' if deep else ''})")
-        for problem in report["problems"]:
+        status = "OK" if report.ok else "FAILED"
+        click.echo(f"{index_dir}: snapshot {report.snapshot}: {status} "
+                   f"({report.files_checked} files checked{', deep' if deep else ''})")
+        for problem in report.problems:
             click.echo(f"  problem: {problem}")
-        for orphan in report["orphans"]:
+        for orphan in report.orphans:
             click.echo(f"  unreferenced (remove with `probe index gc`): {orphan}")
-    if not report["ok"]:
+    if not report.ok:
         sys.exit(int(ExitCode.INDEX))
 
 
@@ -391,10 +391,10 @@ def index_compact(index_dir: Path, silent: bool, output_format: str) -> None:
 
     report = compact_index(index_dir)
     if output_format == "json":
-        _emit_json(report)
+        _emit_json(report.to_dict())
     else:
-        click.echo(f"{index_dir}: compacted {report['segments_before']} segment(s) into "
-                   f"{report['segments_after']}; snapshot {report['snapshot']}")
+        click.echo(f"{index_dir}: compacted {report.segments_before} segment(s) into "
+                   f"{report.segments_after}; snapshot {report.snapshot}")
 
 
 @index.command("gc")
@@ -410,16 +410,15 @@ def index_gc(index_dir: Path, older_than: str, dry_run: bool, output_format: str
 
     report = gc_index(index_dir, older_than_seconds=parse_duration(older_than), dry_run=dry_run)
     if output_format == "json":
-        _emit_json(report)
+        _emit_json(report.to_dict())
     else:
         verb = "would remove" if dry_run else "removed"
-        click.echo(f"{index_dir}: {verb} {len(report['removed'])} unreferenced item(s), "
-                   f"{report['bytes']:,} bytes")
-        for item in report["removed"]:
+        click.echo(f"{index_dir}: {verb} {len(report.removed)} unreferenced item(s), {report.bytes:,} bytes")
+        for item in report.removed:
             click.echo(f"  {item}")
-        if report["kept_young"]:
-            click.echo(f"  kept {len(report['kept_young'])} unreferenced segment(s) younger than {older_than}, "
-                       f"{report['kept_young_bytes']:,} bytes (left by interrupted builds, or being written); "
+        if report.kept_young:
+            click.echo(f"  kept {len(report.kept_young)} unreferenced segment(s) younger than {older_than}, "
+                       f"{report.kept_young_bytes:,} bytes (left by interrupted builds, or being written); "
                        "--older-than 0 removes them when no build is running", err=True)
 
 

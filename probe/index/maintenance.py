@@ -28,6 +28,7 @@ from probe.errors import ConfigError, IndexFormatError
 from probe.index import format as fmt
 from probe.index import side_tables as side
 from probe.index.reader import open_index
+from probe.index.reports import CompactReport, GcReport, VerifyReport
 from probe.index.segment import (
     Aggregated,
     merge_aggregated,
@@ -53,7 +54,7 @@ def _referenced_segment_ids(snapshot: fmt.Snapshot) -> set[str]:
     return {s["id"] for s in snapshot.segments}
 
 
-def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
+def verify_index(path: str | Path, deep: bool = False) -> VerifyReport:
     """Check the latest snapshot's files; return a report (``ok`` false on any problem)."""
     root = fmt.local_index_root(path)
     problems: list[str] = []
@@ -62,8 +63,8 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
         reader = open_index(root)
         manifests = reader.manifests
     except IndexFormatError as e:
-        return {"index": str(root), "snapshot": None, "ok": False, "problems": [str(e)], "orphans": [],
-                "files_checked": 0}
+        return VerifyReport(index=str(root), snapshot=None, ok=False, problems=[str(e)], orphans=[],
+                            files_checked=0)
     for num in fmt.list_snapshot_numbers(root):
         try:
             fmt.read_snapshot(root, num)
@@ -119,8 +120,8 @@ def verify_index(path: str | Path, deep: bool = False) -> dict[str, Any]:
     if seg_root.is_dir():
         orphans = sorted(str(p.relative_to(root)) for p in seg_root.iterdir() if p.name not in referenced)
     orphans += side_orphans
-    return {"index": str(root), "snapshot": reader.snapshot.number, "ok": not problems, "problems": problems,
-            "orphans": orphans, "files_checked": files_checked, "deep": deep}
+    return VerifyReport(index=str(root), snapshot=reader.snapshot.number, ok=not problems, problems=problems,
+                        orphans=orphans, files_checked=files_checked, deep=deep)
 
 
 def _check_samples(root: Path, entry: dict[str, Any], agg: Aggregated, k: int) -> None:
@@ -138,7 +139,7 @@ def _check_samples(root: Path, entry: dict[str, Any], agg: Aggregated, k: int) -
                                "(expected min(docs, k) ascending ordinals per row)")
 
 
-def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any]:
+def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> CompactReport:
     """Merge every segment of the latest snapshot into a single new segment."""
     root = fmt.local_index_root(path)
     fmt.read_spec(root)  # a missing/foreign directory is IndexMissingError, not a stray LOCK file
@@ -148,7 +149,8 @@ def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any
         manifests = reader.manifests
         before = len(manifests)
         if before <= 1:
-            return {"index": str(root), "snapshot": snap.number, "segments_before": before, "segments_after": before}
+            return CompactReport(index=str(root), snapshot=snap.number, segments_before=before,
+                                 segments_after=before)
         spec = reader.spec
         k = spec.doc_sample_k
         seg_id, _seg_dir = fmt.new_segment_dir(root)
@@ -183,8 +185,8 @@ def compact_index(path: str | Path, buckets_per_chunk: int = 8) -> dict[str, Any
                 p["segment"] = seg_id
         if not fmt.commit_snapshot(root, new):
             raise IndexFormatError(f"{root}: another writer committed during compaction; re-run compact")
-        return {"index": str(root), "snapshot": new.number, "segments_before": before, "segments_after": 1,
-                "rows": {f"{f['view']}/{f['n']}": f["rows"] for f in files}}
+        return CompactReport(index=str(root), snapshot=new.number, segments_before=before, segments_after=1,
+                             rows={f"{f['view']}/{f['n']}": f["rows"] for f in files})
 
 
 def _merged_chunks(root: Path, entries: list[tuple[int, dict[str, Any]]], offsets: np.ndarray, k: int,
@@ -210,7 +212,7 @@ def _merged_chunks(root: Path, entries: list[tuple[int, dict[str, Any]]], offset
         yield merge_aggregated(pieces, k, bucket_bits)
 
 
-def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:
     """Remove unreferenced segments/temp files older than the grace period.
 
     Younger unreferenced segments are kept (a live writer's uncommitted segment looks
@@ -265,8 +267,8 @@ def gc_index(path: str | Path, older_than_seconds: float = 3600.0, dry_run: bool
                     tmp.unlink()
         if not dry_run and removed:
             fmt.fsync_dir(seg_root)
-    return {"index": str(root), "removed": removed, "bytes": total, "dry_run": dry_run,
-            "kept_young": kept_young, "kept_young_bytes": kept_bytes, "older_than_seconds": older_than_seconds}
+    return GcReport(index=str(root), removed=removed, bytes=total, dry_run=dry_run, kept_young=kept_young,
+                    kept_young_bytes=kept_bytes, older_than_seconds=older_than_seconds)
 
 
 __all__ = ["compact_index", "gc_index", "parse_duration", "verify_index", "pq"]
