@@ -136,6 +136,18 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=str))
 
 
+def _existing_tokenizer_rules(index_dir: Path) -> int | None:
+    """The tokenizer rules of the index at ``index_dir`` (None when there is none yet, or it is unreadable)."""
+    from probe.index import format as fmt
+
+    if not (index_dir / fmt.SPEC_FILE).is_file():
+        return None
+    try:
+        return fmt.read_spec(index_dir).tokenizer_rules
+    except Exception:  # noqa: BLE001 - the build itself reports an unreadable index, with its own exit code
+        return None
+
+
 def _ints(text: str, name: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
@@ -208,6 +220,9 @@ def side_table_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="With --executor ray: 'auto' or ray://HOST:PORT of a running cluster [default: start a "
                    "local Ray with --workers CPUs].")
 @side_table_options
+@click.option("--tokenizer-rules", type=int, default=None,
+              help="Text segmentation rules (1: runs of letters; 2: + CJK/Thai per character; 3: + sentence-initial "
+                   "names masked in the pattern view) [default: an existing index's own, else the newest].")
 @silent_option
 @format_option
 @handle_errors
@@ -215,7 +230,8 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
                 seed: int, sample_mod: int, doc_sample_k: int, bucket_bits: int, workers: int | None, memory: str,
                 text_field: str, id_field: str | None, source_field: str | None, row_groups_per_part: int,
                 skip_bad_records: bool, max_record_bytes: str, executor: str, ray_address: str | None,
-                measures: str | None, measure_option: tuple[str, ...], silent: bool, output_format: str) -> None:
+                measures: str | None, measure_option: tuple[str, ...], tokenizer_rules: int | None, silent: bool,
+                output_format: str) -> None:
     """Index corpus SHARDS (files, globs, directories) into --index; resumable.
 
     Only shard parts not yet in the index are processed, so re-running after a
@@ -227,9 +243,12 @@ def index_build(shards: tuple[str, ...], index_dir: Path, tokenizer: str, normal
     from probe.index.build import build_index
     from probe.progress import BuildProgress
 
+    if tokenizer_rules is None:  # an existing index keeps the rules it was built with; a new one gets the newest
+        tokenizer_rules = _existing_tokenizer_rules(index_dir)
     spec = TextSpec(normalizer=normalizer, tokenizer=tokenizer, views=tuple(v.strip() for v in views.split(",")),
                     ns=_ints(ns, "--n"), seed=seed, sample_mod=sample_mod, doc_sample_k=doc_sample_k,
-                    bucket_bits=bucket_bits)
+                    bucket_bits=bucket_bits,
+                    **({"tokenizer_rules": tokenizer_rules} if tokenizer_rules is not None else {}))
     if workers is not None and workers < 1:
         raise ConfigError("--workers must be >= 1")
     if row_groups_per_part < 1:

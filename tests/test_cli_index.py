@@ -339,3 +339,22 @@ def test_lookup_hostile_text_is_escaped(index: Path) -> None:
     assert res.exit_code == 0
     assert "\x1b" not in res.stdout and "\r" not in res.stdout
     assert not any(line.startswith("::") for line in res.stdout.splitlines())
+
+
+def test_building_into_an_index_of_older_tokenizer_rules_keeps_its_rules(tmp_path: Path) -> None:
+    """New shards go into an existing rules-1 index with its own rules (not refused for a newer default)."""
+    from probe.config import BuildConfig, TextSpec
+    from probe.index.build import build_index
+    from probe.index.reader import open_index
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps({"text": f"shard {name} says the quick brown fox"}) + "\n")
+    idx = tmp_path / "idx"
+    build_index([str(tmp_path / "a.jsonl")], idx, TextSpec(tokenizer_rules=1, ns=(3,)), BuildConfig(workers=1))
+    result = CliRunner().invoke(main, ["index", "build", str(tmp_path / "b.jsonl"), "--index", str(idx), "--n", "3",
+                                       "--workers", "1", "--silent"])
+    assert result.exit_code == 0, result.output
+    assert open_index(idx).spec.tokenizer_rules == 1 and len(open_index(idx).manifests) == 2
+    asked = CliRunner().invoke(main, ["index", "build", str(tmp_path / "b.jsonl"), "--index", str(idx), "--n", "3",
+                                      "--tokenizer-rules", "3", "--silent"])
+    assert asked.exit_code == 2 and "tokenizer_rules" in asked.output  # an explicit other rule set: refused
