@@ -176,7 +176,9 @@ def create_measures(names: tuple[str, ...] | None) -> list[Measure]:
             raise ConfigError(f"unknown measure(s) {unknown}; choose from {', '.join(_REGISTRY)}")
     made = [f() for f in _REGISTRY.values()]
     chosen = [m for m in made if m.required or (m.name in names if names is not None else m.default)]
-    return sorted(chosen, key=lambda m: not m.required)
+    # required measures first, then in the order asked for (registration order for the defaults)
+    position = {name: i for i, name in enumerate(names or ())}
+    return sorted(chosen, key=lambda m: (not m.required, position.get(m.name, len(position))))
 
 
 # built-in measures: name → module that registers it (imported on first use; a module's own heavy
