@@ -155,14 +155,14 @@ def check_dataset(dataset: str | Path, index_dir: str | Path, out_dir: str | Pat
     temporary directory, kept so that the result's paths stay valid (``CheckResult.out_dir``).
     Everything the caller asked for is validated before the scan starts.
     """
+    from probe.definitions import definition_names
     from probe.gate import check_baseline, evaluate_gate, require_baseline
     from probe.report.model import load_report
     from probe.report.render import render_reports, write_gate
     from probe.scan import ScanConfig, scan_dataset
-    from probe.scoring import DEFINITIONS
 
-    if definition not in DEFINITIONS:
-        raise ConfigError(f"unknown definition {definition!r}; choose from {', '.join(DEFINITIONS)}")
+    if definition not in definition_names():  # registered definitions too, not only the built-ins
+        raise ConfigError(f"unknown definition {definition!r}; choose from {', '.join(definition_names())}")
     require_baseline(limits, baseline)
     if baseline is not None:
         check_baseline(baseline)

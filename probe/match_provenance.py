@@ -130,8 +130,7 @@ def match_provenance(ctx: ScanContext, batch: ScanBatch, evidence: NgramEvidence
     res, ngrams = evidence.samples, evidence.sample_hashes
     if res is None or ngrams is None or limit <= 0:
         return ProvenanceOutcome(cols.arrays())
-    from probe.index import stats
-    from probe.index.provenance import prefetch_document_texts
+    from probe.index import provenance
 
     outcome = ProvenanceOutcome({})
 
@@ -155,7 +154,7 @@ def match_provenance(ctx: ScanContext, batch: ScanBatch, evidence: NgramEvidence
         if found_source is not None:
             sources[int(i)] = (found_source, span)
     # read the documents these examples will show two at a time (Parquet decoding releases the GIL)
-    prefetch_document_texts(reader, [src.doc_key for src, _ in sources.values()])
+    provenance.prefetch_document_texts(reader, [src.doc_key for src, _ in sources.values()])
     stitched = sorted({d for src, _ in sources.values() if src.kind == "stitched" for d in src.cover})
     names = {int(d["doc_key"]): _document_name(d) for d in (reader.documents(np.array(stitched, np.uint64))
                                                              if stitched else [])}
@@ -166,7 +165,7 @@ def match_provenance(ctx: ScanContext, batch: ScanBatch, evidence: NgramEvidence
         a_tok, b_tok = int(ngrams.positions[k0]), int(ngrams.positions[k1]) + n - 1
         outcome.used += 1
         cols.kind[i], cols.documents[i], cols.span_tokens[i] = src.kind, src.documents, b_tok - a_tok + 1
-        found = stats.match_document(reader, src.doc_key, int(ngrams.hashes[k0]), n, b_tok - a_tok + 1)
+        found = provenance.match_document(reader, src.doc_key, int(ngrams.hashes[k0]), n, b_tok - a_tok + 1)
         if found.collision:
             # the n-gram's hash is in the index but its text is not in the document
             cols.verified[i] = False if ctx.config.verify else None

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from probe import kernels
-from probe.definitions import DEFINITIONS  # noqa: F401 - re-exported: the built-in names
 
 VERDICTS = ("seen", "partial", "novel", "unassessable")
 

@@ -269,3 +269,12 @@ def test_a_first_pass_keeps_small_datasets_in_memory_and_rereads_large_ones(worl
     assert small.examples.drop(["id"]).equals(large.examples.drop(["id"]))
     assert small.summary.examples == large.summary.examples == len(DATASET)
     assert small.summary.dataset.records == large.summary.dataset.records == len(DATASET)
+
+
+def test_check_gates_on_a_registered_definition(world: dict[str, Path], tmp_path: Path,
+                                               toy_definition: None) -> None:
+    from probe.check import CheckLimits, check_dataset
+
+    result = check_dataset(world["dataset"], world["index"], tmp_path / "r", limits=CheckLimits(max_contaminated=0),
+                           definition="toy3")
+    assert result.passed is False and result.gate.reasons == ["1 contaminated example(s) (toy3) > the limit of 0"]

@@ -22,11 +22,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probe.config import BuildConfig, TextSpec
+from probe.definitions import DEFINITIONS
 from probe.errors import IndexMissingError, NothingAssessableError
 from probe.index.build import build_index
 from probe.measures.ngram import char_map as _char_map
 from probe.scan import SCAN_FIELDS, ScanConfig, scan_dataset
-from probe.scoring import DEFINITIONS, Thresholds
+from probe.scoring import Thresholds
 from probe.sources.datasets import DatasetOptions
 from probe.text.normalize import normalize_nfkc_casefold
 
@@ -145,9 +146,9 @@ def test_verify_confirms_the_matches(world) -> None:
 
 
 def test_verify_reports_a_collision_as_false(world, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probe.index import stats
+    from probe.index import provenance
 
-    real = stats.match_document
+    real = provenance.match_document
 
     def colliding(*args: Any, **kwargs: Any) -> Any:
         found = real(*args, **kwargs)
@@ -155,7 +156,7 @@ def test_verify_reports_a_collision_as_false(world, monkeypatch: pytest.MonkeyPa
             found = replace(found, match_tokens=["collision", *found.match_tokens[1:]])
         return found
 
-    monkeypatch.setattr(stats, "match_document", colliding)
+    monkeypatch.setattr(provenance, "match_document", colliding)
     _, rows, _ = scan(world, verify=True)
     assert rows[ROW["quote"]]["match_uri"] is not None and rows[ROW["quote"]]["match_verified"] is False
 
