@@ -186,17 +186,33 @@ class _SummaryAccumulator:
         self.outcomes.update(outcome.outcome.tolist())
         for d, arr in outcome.flags.items():
             self.contaminated[d] += int(arr.sum())
-        for i, g in enumerate(groups):
-            if g is None:
-                continue
+        present = np.array([g is not None for g in groups], bool)
+        if not present.any():
+            return
+        # per group in bulk (np.bincount over group codes), not per example in Python
+        names, codes = np.unique(np.array(groups, dtype=object)[present].astype(str), return_inverse=True)
+        k = names.shape[0]
+        sizes = np.bincount(codes, minlength=k)
+        coverage = np.bincount(codes, weights=outcome.target_coverage[present], minlength=k)
+        flags = {d: np.bincount(codes, weights=arr[present], minlength=k) for d, arr in outcome.flags.items()}
+        labels = {key: _counts_by_group(codes, k, values[present])
+                  for key, values in (("verdicts", verdict), ("outcomes", outcome.outcome))}
+        for j, g in enumerate(names.tolist()):
             rec = self.groups.setdefault(g, {"examples": 0, "verdicts": Counter(), "outcomes": Counter(),
                                              "contaminated": Counter(), "coverage_sum": 0.0})
-            rec["examples"] += 1
-            rec["verdicts"][str(verdict[i])] += 1
-            rec["outcomes"][str(outcome.outcome[i])] += 1
-            for d, arr in outcome.flags.items():
-                rec["contaminated"][d] += int(arr[i])
-            rec["coverage_sum"] += float(outcome.target_coverage[i])
+            rec["examples"] += int(sizes[j])
+            for key, (values, table) in labels.items():
+                rec[key].update({v: int(c) for v, c in zip(values, table[j].tolist(), strict=True) if c})
+            for d, counts in flags.items():
+                rec["contaminated"][d] += int(counts[j])
+            rec["coverage_sum"] += float(coverage[j])
+
+
+def _counts_by_group(codes: np.ndarray, groups: int, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(label values, groups × values table of counts) of one label column."""
+    values, label_codes = np.unique(labels.astype(str), return_inverse=True)
+    table = np.bincount(codes * values.shape[0] + label_codes, minlength=groups * values.shape[0])
+    return values.tolist(), table.reshape(groups, values.shape[0])
 
 
 class _ExamplesSink:
